@@ -204,6 +204,22 @@ def demo_cmd(
     run_demo(store=store, limit=limit, console=console, progress_factory=rich_progress)
 
 
+# Command groups owned by other packages register themselves here (each module: `register(app)`).
+_COMMAND_MODULES: list[str] = [
+    # "mergeval.compare.commands",
+]
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: user errors print one clear message and exit non-zero, without a traceback."""
     try:
