@@ -139,12 +139,19 @@ class TaskLoader:
                 return {"dataset_path": str(root / hub_path)}, f"mirror:{root / hub_path}"
         return {}, f"hub:{hub_path}"
 
-    def load(self, name: str, benchmark: Benchmark, *, dtype: str, apply_chat_template: bool = False) -> PreparedTask:
+    def config_for(self, name: str, benchmark: Benchmark) -> tuple[dict[str, Any], str]:
+        """The lm-eval task config mergeval runs (local data path, the suite's few-shot count), and where its
+        data comes from. Passing this dict to `lm_eval.simple_evaluate(tasks=[cfg])` runs the same task."""
         cfg = self._config(name)
         overrides, source = self._dataset_source(cfg)
         cfg.update(overrides)
         if benchmark.num_fewshot is not None and cfg.get("num_fewshot") != 0:
             cfg["num_fewshot"] = benchmark.num_fewshot
+        return cfg, source
+
+    def load(self, name: str, benchmark: Benchmark, *, dtype: str, apply_chat_template: bool = False) -> PreparedTask:
+        cfg, source = self.config_for(name, benchmark)
+        overrides = source.startswith("mirror:")
         try:
             task = self.manager.load([cfg])["tasks"][name]
         except UserError:

@@ -66,9 +66,9 @@ def _hash_file(path: Path, digest: hashlib._Hash) -> None:
             (header_len,) = struct.unpack("<Q", fh.read(8))
             digest.update(fh.read(header_len))
         # Evenly spaced blocks across the file, always including the first and the last.
-        step = max((size - _BLOCK_SIZE) // (_SAMPLE_BLOCKS - 1), 1)
+        span = max(size - _BLOCK_SIZE, 0)
         for i in range(_SAMPLE_BLOCKS):
-            fh.seek(min(i * step, max(size - _BLOCK_SIZE, 0)))
+            fh.seek(span * i // (_SAMPLE_BLOCKS - 1))
             digest.update(fh.read(_BLOCK_SIZE))
 
 
