@@ -203,13 +203,14 @@ def evaluate(
     """
     limit = parse_limit(limit) if not isinstance(limit, (int, float)) or isinstance(limit, bool) else parse_limit(
         str(limit))
-    suite_obj = _suite_for(suite, tasks, include_paths)
     refs = _as_refs(models, dtype=dtype, batch_size=batch_size, device=device, trust_remote_code=trust_remote_code)
+    suite_obj = _suite_for(suite, tasks, include_paths)
+    # Everything that can fail on user input (models, tasks, data) fails before the store is opened.
+    prepared = prepare_suite(suite_obj, data_dir=resolve_data_dir(data_dir), include_paths=include_paths,
+                             dtype=dtype)
     own_store = not isinstance(store, Store)
     db = Store(store) if own_store else store
     try:
-        prepared = prepare_suite(suite_obj, data_dir=resolve_data_dir(data_dir), include_paths=include_paths,
-                                 dtype=dtype)
         evaluated = 0
         for ref in refs:
             db.upsert_model(ref.fingerprint, name=ref.name, reference=ref.reference, kind=ref.kind,
