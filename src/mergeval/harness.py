@@ -22,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,34 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     return path
 
 
+def _folder_state(folder: Path) -> tuple:
+    return tuple(sorted((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                        for p in folder.rglob("*") if p.is_file()))
+
+
+@lru_cache(maxsize=256)
+def _content_digest(folder: Path, state: tuple) -> str:
+    digest = hashlib.sha256()
+    for rel, _, _ in state:
+        digest.update(rel.encode() + b"\0")
+        with (folder / rel).open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def dataset_cache_dir(folder: Path) -> Path:
+    """A `datasets` cache folder that belongs to this exact content of a local hub-layout dataset folder.
+
+    `datasets` keys the Arrow cache of a local folder by its name and README only, so an edited mirror or two
+    mirrors with the same folder name would silently serve stale rows (huggingface/datasets#6465). Naming the
+    cache after the files' content makes every change a fresh cache and unchanged data a cache hit."""
+    import datasets
+
+    digest = _content_digest(folder, _folder_state(folder))
+    return Path(datasets.config.HF_DATASETS_CACHE) / "mergeval_local" / f"{folder.name}-{digest}"
+
+
 class TaskLoader:
     """Indexes only the task folders a suite needs (the full lm-eval index takes seconds) and loads tasks
     with their dataset paths pointed at a local mirror when one holds the dataset."""
@@ -136,7 +165,9 @@ class TaskLoader:
             return {}, str(hub_path)
         for root in (self.suite.bundled_data_root(), self.data_dir):
             if root is not None and (root / hub_path).is_dir():
-                return {"dataset_path": str(root / hub_path)}, f"mirror:{root / hub_path}"
+                folder = root / hub_path
+                kwargs = {**(cfg.get("dataset_kwargs") or {}), "cache_dir": str(dataset_cache_dir(folder))}
+                return {"dataset_path": str(folder), "dataset_kwargs": kwargs}, f"mirror:{folder}"
         return {}, f"hub:{hub_path}"
 
     def config_for(self, name: str, benchmark: Benchmark) -> tuple[dict[str, Any], str]:
@@ -151,7 +182,6 @@ class TaskLoader:
 
     def load(self, name: str, benchmark: Benchmark, *, dtype: str, apply_chat_template: bool = False) -> PreparedTask:
         cfg, source = self.config_for(name, benchmark)
-        overrides = source.startswith("mirror:")
         try:
             task = self.manager.load([cfg])["tasks"][name]
         except UserError:
@@ -174,10 +204,14 @@ class TaskLoader:
             filters = [f.name for f in getattr(task, "_filters", [])] or ["none"]
             metric_key = f"{metric},{filters[0]}"
 
+        # Identity: the task as defined (prompts, metrics, filters, generation settings), not where its data
+        # was read from on this machine (hub or mirror, cache folder).
         dumped = task.dump_config()
-        for volatile in ("dataset_path", "metadata"):
-            dumped.pop(volatile, None)
-        dumped["dataset_path"] = cfg.get("dataset_path") if not overrides else self._config(name).get("dataset_path")
+        original = self._config(name)
+        for location in ("dataset_path", "dataset_kwargs", "metadata"):
+            dumped.pop(location, None)
+        dumped["dataset_path"] = original.get("dataset_path")
+        dumped["dataset_kwargs"] = original.get("dataset_kwargs")
         check_config = {
             "engine": CHECK_KIND,
             "task": name,

@@ -34,7 +34,8 @@ def eval_table(result: EvalResult, *, show_stderr: bool = True, subjects: bool =
     table = Table(title=f"{result.label}", caption=_caption(result), header_style="bold")
     table.add_column("Model", no_wrap=True)
     for b in result.benchmarks:
-        table.add_column(f"{b['display']}\n[dim]{b['metric_key']}[/dim]", justify="right")
+        metric = b["metric_key"].replace(",none", "").replace("exact_match,strict-match", "em strict")
+        table.add_column(f"{b['display']}\n[dim]{metric}[/dim]", justify="right")
     table.add_column("Average", justify="right")
     best = {}
     for b in result.benchmarks:
