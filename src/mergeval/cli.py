@@ -206,7 +206,10 @@ def demo_cmd(
 
 # Command groups owned by other packages register themselves here (each module: `register(app)`).
 _COMMAND_MODULES: list[str] = [
-    # "mergeval.compare.commands",
+    "mergeval.compare.commands",
+    "mergeval.textmetrics.commands",
+    "mergeval.merge.commands",
+    "mergeval.code.commands",
 ]
 
 
@@ -223,7 +226,10 @@ _register_commands()
 def main() -> None:
     """Entry point: user errors print one clear message and exit non-zero, without a traceback."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns (instead of raising) the code of a `typer.Exit(code)`.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(exc.exit_code)
