@@ -210,6 +210,7 @@ _COMMAND_MODULES: list[str] = [
     "mergeval.textmetrics.commands",
     "mergeval.merge.commands",
     "mergeval.code.commands",
+    "mergeval.chat.commands",
 ]
 
 

@@ -42,6 +42,7 @@ CHECK_MODULES: list[str] = [
     "mergeval.sanity",
     "mergeval.code.check",
     "mergeval.textmetrics.check",
+    "mergeval.chat.check",
 ]
 
 # Metric names gates may use even when no check in the plan measures them (the gate then shows "not
