@@ -106,9 +106,9 @@ def test_sigkill_mid_task_then_resume_is_complete_and_identical(tmp_path, hf_dat
     from mergeval.testing import make_tiny_llama
 
     # A slightly larger tiny model so a task takes seconds, long enough to be killed in the middle.
-    model = make_tiny_llama(tmp_path / "m", seed=3, hidden_size=256, num_layers=4, intermediate_size=512)
+    model = make_tiny_llama(tmp_path / "m", seed=3, hidden_size=128, num_layers=4, intermediate_size=256)
     db = tmp_path / "kill.db"
-    limit = 48
+    limit = 24
     cmd = [sys.executable, "-m", "mergeval.cli", "eval", str(model), "--suite", "leaderboard-v1", "--tasks", "arc",
            "--limit", str(limit), "--batch-size", "1", "--data-dir", str(hf_data), "--store", str(db),
            "--backend", "hf", "--dtype", "float32"]
