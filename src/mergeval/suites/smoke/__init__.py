@@ -54,12 +54,12 @@ MMLU_SUBJECTS: dict[str, str] = {
 MMLU_TAG = "smoke_mmlu"  # lm-eval tag naming the four smoke_mmlu_<subject> tasks
 SUITE_TAG = "mergeval_smoke"  # lm-eval tag naming every task of the suite
 
-# Every (leaf) task of the suite, in the leaderboard's order.
+# Every (leaf) task of the suite, in the leaderboard's order (ARC, HellaSwag, MMLU, TruthfulQA, Winogrande, GSM8K).
 TASK_NAMES: list[str] = [
     "smoke_arc",
     "smoke_hellaswag",
-    "smoke_truthfulqa_mc2",
     *(f"smoke_mmlu_{subject}" for subject in MMLU_SUBJECTS),
+    "smoke_truthfulqa_mc2",
     "smoke_winogrande",
     "smoke_gsm8k",
 ]

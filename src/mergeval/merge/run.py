@@ -1,0 +1,177 @@
+"""`mergeval merge CONFIG.yml --out DIR`: run mergekit and record how the result was made.
+
+The merge runs through mergekit's Python API (`run_merge` with `MergeOptions`), into a `.partial` folder
+next to the output that is renamed into place only when mergekit has finished, so an interrupted merge never
+leaves a half-written model where a finished one is expected. The result is fingerprinted like any model folder and its
+provenance (the config with absolute paths, method, parameters, seed, mergekit version, parents' fingerprints)
+is written to the store's `merges` table and, for people reading the folder, to `mergeval-merge.json` in it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mergeval.errors import UserError
+from mergeval.merge._checks import check_disk_space, check_recipe, estimate_output_bytes
+from mergeval.merge.recipe import MergeRecipe, load_recipe, mergekit_version
+from mergeval.models import ModelRef, resolve
+from mergeval.store import DEFAULT_STORE, Store
+
+PROVENANCE_FILE = "mergeval-merge.json"
+log = logging.getLogger("mergeval.merge")
+
+
+@dataclass
+class MergeResult:
+    """A merged model on disk (or in memory, see `merge_in_memory`) and how it was made."""
+
+    model: ModelRef
+    recipe: MergeRecipe
+    output_path: Path | None
+    seconds: float
+
+    @property
+    def fingerprint(self) -> str:
+        return self.model.fingerprint
+
+
+def provenance(recipe: MergeRecipe, output_path: Path | None) -> dict[str, Any]:
+    """What the store records about a merge (the arguments of `Store.record_merge`)."""
+    return {
+        "method": recipe.method,
+        "config": recipe.config,
+        "parameters": recipe.parameters,
+        "seed": recipe.seed,
+        "mergekit_version": mergekit_version(),
+        "parents": recipe.parent_fingerprints,
+        "output_path": str(output_path) if output_path else None,
+    }
+
+
+def record(store: Store, model: ModelRef, recipe: MergeRecipe, output_path: Path | None) -> None:
+    """Register the merged model and its provenance in the store (parents are registered too, so a report can
+    name them)."""
+    for parent in recipe.parents.values():
+        if store.model(parent.fingerprint) is None:
+            store.upsert_model(
+                parent.fingerprint,
+                name=parent.name,
+                reference=parent.reference,
+                kind=parent.kind,
+                metadata=parent.describe(),
+            )
+    metadata = {**model.describe(), "merge_key": recipe.key, "merge_method": recipe.method}
+    store.upsert_model(
+        model.fingerprint, name=model.name, reference=model.reference, kind=model.kind, metadata=metadata
+    )
+    store.record_merge(model.fingerprint, **provenance(recipe, output_path))
+
+
+def translate_mergekit_error(exc: Exception, recipe: MergeRecipe) -> UserError:
+    """mergekit's exception as a UserError that says what to change (its own words are kept at the end)."""
+    text = str(exc)
+    if "Tensor size mismatch" in text:
+        hint = (
+            "The parents' tensors have different shapes: merge fine-tunes of the same base model, or add "
+            "`tokenizer_source: base` when only the vocabularies differ."
+        )
+    elif "Missing required parameter" in text:
+        hint = "A parameter the merge method requires is missing: add it to each model's `parameters:`."
+    elif "allow-crimes" in text or "allow_crimes" in text:
+        hint = "The parents have different architectures: merge models of one architecture."
+    elif "requires a base" in text:
+        hint = f"{recipe.method} needs `base_model:` (the model the parents were fine-tuned from)."
+    else:
+        hint = "Check the config against mergekit's documentation for this merge method."
+    return UserError(f"mergekit could not merge ({type(exc).__name__}: {text[:300]}). {hint}")
+
+
+def _run_mergekit(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, lazy_unpickle: bool) -> None:
+    from mergekit.merge import run_merge
+    from mergekit.options import MergeOptions
+
+    options = MergeOptions(
+        random_seed=recipe.seed,
+        allow_crimes=allow_crimes,
+        copy_tokenizer=True,
+        quiet=True,
+        lazy_unpickle=lazy_unpickle,
+        write_model_card=True,
+    )
+    try:
+        run_merge(recipe.mergekit_config(), str(out_path), options, config_source=recipe.to_yaml())
+    except UserError:
+        raise
+    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+        raise translate_mergekit_error(exc, recipe) from exc
+
+
+def merge(
+    config: str | Path | dict[str, Any] | MergeRecipe,
+    out: str | Path,
+    *,
+    store: str | Path | Store | None = DEFAULT_STORE,
+    seed: int | None = 0,
+    name: str | None = None,
+    overwrite: bool = False,
+    allow_crimes: bool = False,
+    lazy_unpickle: bool = False,
+) -> MergeResult:
+    """Merge with mergekit into `out` and record the provenance in `store` (None: do not record).
+
+    `seed` is mergekit's random seed (DARE / DELLA drop weights at random; other methods ignore it).
+    Raises a UserError before writing anything when the parents cannot be merged or the disk is too small.
+    """
+    recipe = config if isinstance(config, MergeRecipe) else load_recipe(config, seed=seed)
+    out_path = Path(out).expanduser().resolve()
+    if out_path.exists() and any(out_path.iterdir()) and not overwrite:
+        raise UserError(
+            f"{out_path} already exists and is not empty. Pass another --out, or --overwrite to replace it."
+        )
+    check_recipe(recipe, allow_crimes=allow_crimes)
+    check_disk_space(out_path, estimate_output_bytes(recipe))
+
+    partial = out_path.with_name(out_path.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        _run_mergekit(recipe, partial, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out_path.exists():
+        shutil.rmtree(out_path)
+    partial.rename(out_path)
+    seconds = time.perf_counter() - started
+
+    model = resolve(out_path, name=name or out_path.name)
+    (out_path / PROVENANCE_FILE).write_text(
+        json.dumps(
+            {
+                "fingerprint": model.fingerprint,
+                "merge_key": recipe.key,
+                **provenance(recipe, out_path),
+                "parent_names": {ref.fingerprint: ref.name for ref in recipe.parents.values()},
+            },
+            indent=2,
+            sort_keys=True,
+            default=str,
+        )
+    )
+    if store is not None:
+        own = not isinstance(store, Store)
+        db = Store(store) if own else store
+        try:
+            record(db, model, recipe, out_path)
+        finally:
+            if own:
+                db.close()
+    return MergeResult(model=model, recipe=recipe, output_path=out_path, seconds=seconds)
