@@ -136,7 +136,8 @@ def write_plan(
         "store": str(store.resolve()),
         "output": str(output.resolve()),
         "models": [
-            {"name": name, "path": str(folder), "role": role} for name, (folder, role) in models.items()
+            {"name": name, "path": str(Path(folder).resolve()), "role": role}
+            for name, (folder, role) in models.items()
         ],
         "checks": checks,
         "gates": [
@@ -392,7 +393,7 @@ def write_sweep_example(path: Path, parents) -> Path:
         "objective": "mean",
         "selection": {"fraction": 0.5, "seed": 0},
         "keep": "best",
-        "out_dir": str(path.parent / "sweep"),
+        "out_dir": str((path.parent / "sweep").resolve()),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
