@@ -166,8 +166,8 @@ def main() -> None:
                     median = statistics.median(times[mode])
                     rows.append((size, params, method, mode, median, min(times[mode]), written[mode]))
                     print(
-                        f"{size:5} {method:7} {mode:10} median {median:7.3f} s  min {min(times[mode]):7.3f} s  "
-                        f"written {written[mode] / 1e6:8.1f} MB",
+                        f"{size:5} {method:7} {mode:10} median {median:7.3f} s  "
+                        f"min {min(times[mode]):7.3f} s  written {written[mode] / 1e6:8.1f} MB",
                         flush=True,
                     )
     print()

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from mergeval.errors import UserError
 
@@ -218,7 +219,8 @@ def tell_story(report: dict[str, Any], merges: list[str]) -> MergeStory:
     a, b, base = scores.get(PARENT_A, {}), scores.get(PARENT_B, {}), scores.get(BASE, {})
     lines.append(
         "The base (which has read about both skills but was never asked) answers "
-        f"{_pct(base.get(ARITHMETIC))} of the additions and {_pct(base.get(CAPITALS))} of the capital questions."
+        f"{_pct(base.get(ARITHMETIC))} of the additions and {_pct(base.get(CAPITALS))} of the capital "
+        "questions."
     )
     lines.append(
         f"The arithmetic parent scores {_pct(a.get(ARITHMETIC))} on arithmetic and {_pct(a.get(CAPITALS))} "
@@ -318,7 +320,9 @@ def run_demo(
         "fine-tuned from it."
     )
     with console.status("training (about a minute of CPU in all, once; cached afterwards)..."):
-        parents = demo_models(recipe, cache_root=cache_root, on_event=lambda m: console.print(f"   {m}"))
+        parents = demo_models(
+            recipe, cache_root=cache_root, on_event=lambda m: console.print("   " + escape(m))
+        )
     how = "from the cache"
     if parents.trained:
         how = f"trained {', '.join(parents.trained)} in {parents.seconds:.0f} s"
@@ -349,14 +353,16 @@ def run_demo(
     what = "the two skills" + (" and the smoke suite" if smoke else " (smoke suite skipped)")
     console.print(f"[bold]3. Evaluation[/bold] of the six models on {what}: plan {plan_path}")
     with progress_factory() as progress:
-        report = run_plan(plan_path, store=store, progress=progress, say=lambda m: console.print(f"   {m}"))
+        report = run_plan(
+            plan_path, store=store, progress=progress, say=lambda m: console.print("   " + escape(m))
+        )
     written = write_reports(report, out / "report")
     print_report(report, console)
 
     story = tell_story(report, list(merges))
     console.print("[bold]4. The story[/bold]")
     for line in story.lines:
-        console.print(f"   {line}")
+        console.print(f"   {escape(line)}")
     html = written.get("html") or written.get("md")
     console.print(f"[bold]HTML report:[/bold] {html}")
     console.print(

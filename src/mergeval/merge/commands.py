@@ -32,6 +32,8 @@ def merge_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the provenance as JSON.")] = False,
 ) -> None:
     """Merge with mergekit and record how the result was made (config, seed, parents' fingerprints)."""
+    from rich.markup import escape
+
     from mergeval.merge import merge, merge_provenance
     from mergeval.store import Store
 
@@ -49,13 +51,14 @@ def merge_cmd(
         )
         return
     cli.console.print(
-        f"Merged into [bold]{result.output_path}[/bold] in {result.seconds:.1f} s "
+        f"Merged into [bold]{escape(str(result.output_path))}[/bold] in {result.seconds:.1f} s "
         f"(fingerprint {result.fingerprint})."
     )
     if prov:
-        cli.console.print(f"How it was made: {prov.summary()}")
+        cli.console.print(f"How it was made: {escape(prov.summary())}")
     cli.console.print(
-        f"[dim]Provenance stored in {store}. Evaluate it: mergeval eval {result.output_path}[/dim]"
+        f"[dim]Provenance stored in {escape(str(store))}. "
+        f"Evaluate it: mergeval eval {escape(str(result.output_path))}[/dim]"
     )
 
 
@@ -74,6 +77,7 @@ def sweep_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Merge each candidate of a grid, evaluate it (parents once), rank it on held-out items, report."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mergeval.errors import UserError
@@ -92,7 +96,7 @@ def sweep_cmd(
             out_dir=out,
             keep=keep,
             in_memory=memory[in_memory],
-            on_event=lambda m: cli.err_console.print(m),
+            on_event=lambda m: cli.err_console.print(escape(m)),
             progress=progress,
         )
     if as_json:
@@ -112,7 +116,7 @@ def sweep_cmd(
     table.add_column("Status")
     ranked = sorted(result.candidates, key=lambda c: -(c.objective_selection or -1e9))
     for rank, row in enumerate([*ranked, *result.parents], start=1):
-        name = row.name.replace("[", "\\[")
+        name = escape(row.name)
         cells = [
             str(rank) if row.role == "candidate" else "",
             f"[bold]{name}[/bold]" if row.name == result.winner else name,
@@ -127,15 +131,16 @@ def sweep_cmd(
         if comparison:
             verdict = "significant" if comparison.significant else "not significant"
             cli.console.print(
-                f"Winner vs {what} ({comparison.b}): {comparison.diff:+.1f} points on the report items "
+                f"Winner vs {what} ({escape(comparison.b)}): {comparison.diff:+.1f} points on the report "
+                "items "
                 f"(95% CI {comparison.ci_low:+.1f} to {comparison.ci_high:+.1f}, "
                 f"p {comparison.p_value:.3g}, {verdict})."
             )
     for warning in result.warnings:
-        cli.console.print(f"[yellow]warning:[/yellow] {warning}")
+        cli.console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if result.best_path:
-        cli.console.print(f"Winner's weights: {result.best_path}")
-    cli.console.print(f"[bold]Sweep report:[/bold] {result.report_path}")
+        cli.console.print(f"Winner's weights: {escape(result.best_path)}")
+    cli.console.print(f"[bold]Sweep report:[/bold] {escape(str(result.report_path))}")
 
 
 def _num(value: float | None) -> str:

@@ -3,8 +3,8 @@
 mergekit plans a merge as a graph of small tasks; `MergePlanner.plan_in_memory()` ends the graph with
 `ReturnTensor` tasks instead of writes (mergekit's own evolutionary merge uses this). Executing that plan
 yields the merged tensors one by one; they are copied into a model built from the output config, and the
-model object goes to the evaluator (`ModelRef.model_object`), with the tokenizer read from the donor parent's folder
-(the base model, else the first model: the tokenizer mergekit would copy to the output).
+model object goes to the evaluator (`ModelRef.model_object`), with the tokenizer read from the donor parent's
+folder (the base model, else the first model: the tokenizer mergekit would copy to the output).
 
 Identity: an in-memory model has no files to fingerprint, so its fingerprint is derived from its recipe key
 (parents' fingerprints + config + seed + mergekit version): `merge-<hash>`. The same recipe merged to disk
@@ -56,7 +56,7 @@ def tokenizer_donor(recipe: MergeRecipe) -> Path:
 def _plan_in_memory(planner) -> list:
     """`MergePlanner.plan_in_memory()`, working around mergekit 0.1.5's: its `ReturnTensor` declares
     `tensor_task: Task[Tensor]` while the planned tasks are `Task[Optional[Tensor]]`, so pydantic rejects
-    every one ("Can't instantiate abstract class Task[Tensor]"). Same tasks, with the field's type loosened."""
+    every one ("Can't instantiate abstract class Task[Tensor]"). Same tasks, the field's type loosened."""
     from mergekit.graph import Task
     from mergekit.io.tasks import ReturnTensor
 

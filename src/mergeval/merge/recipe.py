@@ -2,9 +2,9 @@
 
 mergekit reads a YAML config (`merge_method`, `models`, `base_model`, `parameters`, `dtype`, ...). mergeval
 adds what makes a merge reproducible and comparable: the parents' fingerprints (what each parent *is*,
-wherever its folder lives), the random seed (DARE/DELLA drop weights at random) and the mergekit version. Together they
-give the recipe's `key`: two recipes with the same key produce the same merged model, so a sweep that meets a
-key it has already evaluated skips it.
+wherever its folder lives), the random seed (DARE/DELLA drop weights at random) and the mergekit version.
+Together they give the recipe's `key`: two recipes with the same key produce the same merged model, so a sweep
+that meets a key it has already evaluated skips it.
 
 Relative model paths are resolved like mergekit does (against the current directory); a path that only exists
 relative to the config file's folder is resolved against that folder, so a config next to its parents works

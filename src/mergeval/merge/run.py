@@ -1,10 +1,11 @@
 """`mergeval merge CONFIG.yml --out DIR`: run mergekit and record how the result was made.
 
-The merge runs through mergekit's Python API (`run_merge` with `MergeOptions`), into a `.partial` folder
-next to the output that is renamed into place only when mergekit has finished, so an interrupted merge never
-leaves a half-written model where a finished one is expected. The result is fingerprinted like any model folder and its
-provenance (the config with absolute paths, method, parameters, seed, mergekit version, parents' fingerprints)
-is written to the store's `merges` table and, for people reading the folder, to `mergeval-merge.json` in it.
+The merge runs through mergekit's Python API (`run_merge` with `MergeOptions`), into a `.partial` folder next
+to the output that is renamed into place only when mergekit has finished, so an interrupted merge never leaves
+a half-written model where a finished one is expected. The result is fingerprinted like any model folder and
+its provenance (the config with absolute paths, method, parameters, seed, mergekit version, parents'
+fingerprints) is written to the store's `merges` table and, for people reading the folder, to
+`mergeval-merge.json` in it.
 """
 
 from __future__ import annotations

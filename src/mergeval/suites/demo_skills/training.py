@@ -323,9 +323,10 @@ def demo_models(
             )
             _save(base, tokenizer, folders["base"], recipe, "base", loss)
             trained.append("base")
-        stages = [
-            ("arithmetic", arithmetic_example, recipe.arithmetic_steps, recipe.arithmetic_lr, recipe.seed + 2),
-            ("capitals", capitals_example, recipe.capitals_steps, recipe.capitals_lr, recipe.seed + 3),
+        r = recipe
+        stages = [  # (parent, examples, steps, learning rate, seed)
+            ("arithmetic", arithmetic_example, r.arithmetic_steps, r.arithmetic_lr, r.seed + 2),
+            ("capitals", capitals_example, r.capitals_steps, r.capitals_lr, r.seed + 3),
         ]
         for stage, sample, steps, lr, seed in stages:
             if (folders[stage] / "config.json").exists():
