@@ -352,17 +352,20 @@ def _supervise(job: dict, mode: str, workdir: str, program_path: str, fds: dict,
     }
 
 
-def _kill_all_processes_of(uid: int) -> bool:
-    """Kill every process of `uid`, from a helper that takes that uid: kill(-1) then reaches only those
-    (and cannot touch anything else on the machine). Repeat until none is alive, for processes that
-    were being forked while the previous round was sent."""
+def _kill_all_processes_of(uid: int, hunter_uid: int) -> bool:
+    """Kill every process of `uid` from a helper whose effective uid is `uid` and whose real and saved
+    uid is `hunter_uid` (fresh, owned by nothing). kill(-1) then reaches only the processes of those two
+    uids, while the program's processes, whose uids are all `uid`, cannot signal the helper: the kernel
+    lets a sender signal a process only when the sender's real or effective uid equals the target's real
+    or saved uid. Repeat until none is alive, for processes that were being forked while the previous
+    round was sent."""
     pid = os.fork()
     if pid == 0:
         try:
             os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            for _ in range(1000):
+            os.setresgid(hunter_uid, uid, hunter_uid)
+            os.setresuid(hunter_uid, uid, hunter_uid)
+            for _ in range(5000):
                 try:
                     os.kill(-1, signal.SIGKILL)
                 except ProcessLookupError:
@@ -430,9 +433,9 @@ def run(job: dict) -> dict:
     # A pid namespace has died with its supervisor; under "uid" the program's leftovers are hunted down
     # by uid (under "process" the supervisor killed the program's session).
     if mode == "uid" and uid is not None:
-        # A leftover of the program, having the same uid, could kill the helper: then try again.
+        hunter_uid = job.get("hunter_uid") or uid
         for _ in range(50):
-            if _kill_all_processes_of(uid):
+            if _kill_all_processes_of(uid, hunter_uid):
                 break
     if host_workdir is not None:
         shutil.rmtree(host_workdir, ignore_errors=True)

@@ -215,6 +215,8 @@ def _run(source: str, limits: SandboxLimits, mode: Isolation) -> ExecResult:
     token = secrets.token_hex(16)  # 32 characters, the size the driver reads
     python = limits.python or sys.executable
     uid = _take_uid() if mode in ("namespaces", "uid") else None
+    # Under "uid", leftovers are hunted by a helper whose real and saved uid is this second fresh uid.
+    hunter_uid = _take_uid() if mode == "uid" else None
     capture_dir = tempfile.mkdtemp(prefix="mergeval-capture-")
     try:
         job = {
@@ -223,6 +225,7 @@ def _run(source: str, limits: SandboxLimits, mode: Isolation) -> ExecResult:
             "program": source,
             "token": token,
             "uid": uid,
+            "hunter_uid": hunter_uid,
             "wall_timeout": limits.wall_timeout_s,
             "cpu_seconds": max(1, math.ceil(limits.cpu_timeout_s)),
             "memory_bytes": limits.memory_bytes,
@@ -237,8 +240,9 @@ def _run(source: str, limits: SandboxLimits, mode: Isolation) -> ExecResult:
         return _judge(outcome, capture_dir, token, limits, mode)
     finally:
         shutil.rmtree(capture_dir, ignore_errors=True)
-        if uid is not None:
-            _release_uid(uid)
+        for taken in (uid, hunter_uid):
+            if taken is not None:
+                _release_uid(taken)
 
 
 def _launch(job: dict, limits: SandboxLimits) -> dict:
