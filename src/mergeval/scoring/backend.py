@@ -10,9 +10,13 @@ positions that are scored are projected onto the vocabulary. A node's KV cache l
 subtree is being scored, so memory is bounded by the path being worked on plus one batch, and
 `max_cache_tokens` caps the latter.
 
-Generation (`generate_until`) is HFLM's, with one change: when the prompts of a batch share a long prefix
-(or share one with the previous batch), that prefix is run once and handed to `generate` as a prefilled
-cache.
+Greedy generation (`generate_until`, e.g. GSM8K) uses continuous batching (`_continuous.py`): a row leaves
+the batch as soon as its text holds a stop sequence and the next prompt takes its place, instead of the
+whole batch decoding until every row wrote the same stop sequence; each prompt is prefilled once, reusing
+the previous prompt's longest common prefix. Sampling, thinking models and models whose generation config
+adds logits processors go through HFLM's `generate` instead, with one change: when the prompts of a batch
+share a long prefix (or share one with the previous batch), that prefix is run once and handed to
+`generate` as a prefilled cache.
 
 Where reuse is unsafe (seq2seq models; sliding-window, recurrent or shared-KV caches; a model whose cached
 and uncached scores disagree on a probe) the backend logs why and scores exactly like HFLM.
@@ -20,6 +24,7 @@ and uncached scores disagree on a probe) the backend logs why and scores exactly
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +36,7 @@ from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from mergeval.errors import UserError
+from mergeval.scoring._continuous import StopChecker, continuous_greedy
 from mergeval.scoring._kv_cache import (
     LayerKV,
     accepts_logits_to_keep,
@@ -68,6 +74,9 @@ def _new_stats() -> dict[str, Any]:
         "forward_calls": 0,
         "cache_hit_tokens": 0,  # plain_tokens that were served from a cached prefix instead of recomputed
         "generation_prefix_tokens_reused": 0,  # prompt tokens of generation batches served from a cache
+        "generation_steps": 0,  # decoding forward calls of continuous-batching generation
+        "generation_rows": 0,  # rows x decoding steps of those calls
+        "generation_fallback_reason": None,  # why the last generate_until used HFLM's generate, or None
         "fallback_reason": None,  # why prefix caching is off for this model, or None
     }
 
@@ -312,6 +321,138 @@ class PrefixCachingHFLM(HFLM):
 
     # ------------------------------------------------------------------ generation
 
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Greedy requests: continuous batching (see `_continuous.py`); anything else: HFLM's."""
+        problem = self._continuous_generation_problem(requests)
+        self.stats["generation_fallback_reason"] = problem
+        if problem is not None:
+            logger.info("mergeval-hf: generating with HFLM's batches: %s", problem)
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        from lm_eval.models.utils import (
+            handle_stop_sequences,
+            normalize_gen_kwargs,
+            postprocess_generated_text,
+        )
+
+        slots = self.batch_size if isinstance(self.batch_size, int) else AUTO_BATCH_ROWS
+        eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        eos_ids = _eos_ids(self.model.generation_config)
+        results: list[str | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(json.dumps(request.args[1], sort_keys=True, default=str), []).append(i)
+        progress = tqdm(
+            total=len(requests),
+            disable=disable_tqdm or self.rank != 0,
+            desc="Running generate_until requests",
+        )
+        for indices in groups.values():
+            gen_kwargs = requests[indices[0]].args[1]
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
+            max_gen_toks = int(kwargs.pop("max_gen_toks"))
+            # HFLM's order (longest prompt first) and its tokenisation and left truncation, batch by batch.
+            order = sorted(
+                indices, key=lambda i: (-len(self.tok_encode(requests[i].args[0])), requests[i].args[0])
+            )
+            prompts: list[list[int]] = []
+            for start in range(0, len(order), slots):
+                contexts = [requests[i].args[0] for i in order[start : start + slots]]
+                ids, mask = self.tok_batch_encode(
+                    contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation
+                )
+                prompts += [row[row_mask.bool()].tolist() for row, row_mask in zip(ids, mask, strict=True)]
+
+            def done(k: int, tokens: list[int], order=order, until=until, gen_kwargs=gen_kwargs) -> None:
+                text = postprocess_generated_text(self.tok_decode(tokens), stop=until, think_end_token=None)
+                results[order[k]] = text
+                self.cache_hook.add_partial("generate_until", (requests[order[k]].args[0], gen_kwargs), text)
+                progress.update(1)
+
+            continuous_greedy(
+                prompts,
+                max_new_tokens=max_gen_toks,
+                slots=slots,
+                eos_ids=eos_ids,
+                stop=StopChecker(self.tok_decode, self.tok_encode, until),
+                prefill=self._prefill_prompt,
+                step=self._decode_step,
+                on_done=done,
+            )
+        progress.close()
+        return [r if r is not None else "" for r in results]
+
+    def _continuous_generation_problem(self, requests: list[Any]) -> str | None:
+        """Why these requests must go through HFLM's `generate`, or None when greedy decoding here is exact."""
+        if not self.prefix_caching:
+            return f"prefix caching is off ({self.stats['fallback_reason']})"
+        if self.think_end_token is not None:
+            return "the model has a think_end_token (the stop sequences apply after it)"
+        if self.max_length <= 0:
+            return "no usable max_length"
+        config = self.model.generation_config
+        changed = [
+            key
+            for key, neutral in _NEUTRAL_GENERATION_CONFIG.items()
+            if getattr(config, key, None) not in neutral
+        ]
+        if changed:
+            return f"the model's generation config sets {', '.join(changed)} (logits processors HF's generate applies)"
+        from lm_eval.models.utils import normalize_gen_kwargs
+
+        for request in requests:
+            kwargs = normalize_gen_kwargs(request.args[1], self.max_gen_toks)
+            kwargs.pop("until", None)
+            if int(kwargs.pop("max_gen_toks")) >= self.max_length:
+                return "max_gen_toks is not below the model's max_length"
+            if kwargs.pop("do_sample", False) or kwargs.pop("temperature", 0.0) not in (0, 0.0, None):
+                return "sampling was requested"
+            if kwargs:
+                return f"generation options {sorted(kwargs)} are passed to HF's generate"
+        return None
+
+    def _prefill_prompt(self, tokens: list[int]) -> tuple[torch.Tensor, list[LayerKV]]:
+        """Logits after `tokens` and their KV (batch 1), reusing the previous prompt's common prefix."""
+        start, reusable = 0, None
+        if self._generation_prefix is not None:
+            old_tokens, old_kv = self._generation_prefix
+            start = len(_common_prefix([old_tokens, tokens], limit=len(tokens) - 1))
+            if start >= MIN_SHARED_GENERATION_PREFIX:
+                reusable = [(k[:, :, :start], v[:, :, :start]) for k, v in old_kv]
+                self.stats["generation_prefix_tokens_reused"] += start
+            else:
+                start = 0
+        ids = torch.tensor([tokens[start:]], dtype=torch.long)
+        logits, cache = self._forward(ids, reusable, keep=1, unpadded=ids.shape[1])
+        kv = cache_tensors(cache)
+        self._generation_prefix = (list(tokens), kv)
+        return logits[0, -1].float(), kv
+
+    def _decode_step(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """One decoding step of left-padded rows: the next-token logits [rows, vocab] and the cache."""
+        kwargs: dict[str, Any] = {
+            self._cache_kw: cache,
+            "use_cache": True,
+            "attention_mask": mask.to(self.device),
+            "position_ids": positions.to(self.device),
+        }
+        if self._keep_kw:
+            kwargs["logits_to_keep"] = 1
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                device_type=self.device.type,
+                dtype=self.mixed_precision_dtype,
+                enabled=self.mixed_precision_dtype is not None,
+            ),
+        ):
+            logits = self.model(input_ids=input_ids.to(self.device), **kwargs).logits
+        self.stats["generation_steps"] += 1
+        self.stats["generation_rows"] += input_ids.shape[0]
+        return logits[:, -1].float(), cache
+
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs):
         """HFLM's generation, with the prompts' shared prefix computed once when that is worth it."""
         mask = generation_kwargs.get("attention_mask")
@@ -399,6 +540,52 @@ class _TreeRun:
             cache_hook.add_partial("loglikelihood", request_str, (self.totals[index], self.greedy[index]))
         if self.progress is not None:
             self.progress.update(1)
+
+
+# Generation-config fields whose non-neutral values make HF's `generate` add logits processors (or search)
+# that plain argmax decoding would skip: with any of them set, generation goes through `generate`.
+_NEUTRAL_GENERATION_CONFIG: dict[str, tuple[Any, ...]] = {
+    "repetition_penalty": (None, 1, 1.0),
+    "encoder_repetition_penalty": (None, 1, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "encoder_no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "forced_decoder_ids": (None,),
+    "sequence_bias": (None,),
+    "exponential_decay_length_penalty": (None,),
+    "num_beams": (None, 1),
+    "penalty_alpha": (None,),
+    "renormalize_logits": (None, False),
+    "length_penalty": (None, 1, 1.0),
+    "watermarking_config": (None,),
+    "assistant_model": (None,),
+    "prompt_lookup_num_tokens": (None,),
+    "max_new_tokens": (None,),
+    "max_time": (None,),
+    "stop_strings": (None,),
+    "remove_invalid_values": (None, False),
+    "guidance_scale": (None, 1, 1.0),
+    "dola_layers": (None,),
+    "diversity_penalty": (None, 0, 0.0),
+    "constraints": (None,),
+    "force_words_ids": (None,),
+    "token_healing": (None, False),
+    "use_mtp": (None, False),
+}
+
+
+def _eos_ids(config: Any) -> set[int]:
+    """The token ids that end a row in HF's `generate`: the generation config's eos_token_id(s)."""
+    eos = getattr(config, "eos_token_id", None)
+    if eos is None:
+        return set()
+    return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
 
 
 def _common_prefix(rows: Sequence[Sequence[int]], limit: int) -> list[int]:
