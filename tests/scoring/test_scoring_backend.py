@@ -131,6 +131,94 @@ def test_generation_reuses_a_shared_prompt_prefix_and_matches_hflm(tiny_model_di
     assert fast.stats["generation_prefix_tokens_reused"] > 0
 
 
+def _generation_requests(prompts, gen_kwargs):
+    return [
+        Instance(request_type="generate_until", doc={}, arguments=(prompt, gen_kwargs), idx=0)
+        for prompt in prompts
+    ]
+
+
+def _decode_rows_counter(model):
+    """Counts rows x decoding steps (forward calls on one new position) of a model."""
+    counted = {"rows": 0}
+
+    def hook(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[1] == 1:
+            counted["rows"] += ids.shape[0]
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+    return counted
+
+
+def test_continuous_batching_generation_matches_hflm_with_fewer_decoding_steps(tiny_model_dir):
+    """More prompts than rows per batch, prompts of very different lengths, rows that reach different
+    stop sequences at different steps, two groups of generation options: the texts are HFLM's, and rows
+    that are done stop costing decoding steps."""
+    plain, fast = _pair(tiny_model_dir, batch_size=3)
+    rng = random.Random(3)
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "while",
+        "two",
+        "dogs",
+        "ran",
+        "far",
+        "away",
+        "from",
+        "home",
+        "and",
+        "back",
+        "again",
+    ]
+    prompts = [
+        " ".join(rng.choice(words) for _ in range(rng.choice([2, 9, 40, 120]))) + "\nAnswer:"
+        for _ in range(10)
+    ]
+    # Stop sequences taken from what the model writes: early in one prompt's text, later in another's.
+    free = plain.generate_until(
+        _generation_requests(prompts, {"until": [], "do_sample": False, "max_gen_toks": 30}),
+        disable_tqdm=True,
+    )
+    stops = [free[0][4:7], free[5][15:18]]
+    assert all(len(stop) == 3 for stop in stops), free
+    greedy = {"until": stops, "do_sample": False, "max_gen_toks": 30}
+    short = {"until": ["\n\n"], "temperature": 0.0, "max_gen_toks": 5}
+    requests = _generation_requests(prompts, greedy) + _generation_requests(prompts[:4], short)
+    plain_rows = _decode_rows_counter(plain.model)
+    expected = plain.generate_until(requests, disable_tqdm=True)
+    got = fast.generate_until(requests, disable_tqdm=True)
+    assert got == expected
+    assert fast.stats["generation_fallback_reason"] is None
+    assert sum(len(text) < len(full) for text, full in zip(expected, free, strict=False)) >= 2  # stops cut
+    assert fast.stats["generation_rows"] < plain_rows["rows"]
+
+
+def test_sampling_and_generation_config_processors_go_through_hflm_generate(tiny_model_dir):
+    plain, fast = _pair(tiny_model_dir, batch_size=2)
+    prompts = ["the cat sat on a mat", "two dogs ran far away from home and back again", "a"]
+    sampled = fast.generate_until(
+        _generation_requests(
+            prompts, {"until": ["."], "do_sample": True, "temperature": 0.7, "max_gen_toks": 6}
+        ),
+        disable_tqdm=True,
+    )
+    assert len(sampled) == 3 and all(isinstance(text, str) for text in sampled)
+    assert "sampling" in fast.stats["generation_fallback_reason"]
+
+    for lm in (plain, fast):
+        lm.model.generation_config.repetition_penalty = 1.5
+    requests = _generation_requests(prompts, {"until": ["\n\n"], "do_sample": False, "max_gen_toks": 12})
+    expected = plain.generate_until(requests, disable_tqdm=True)
+    assert fast.generate_until(requests, disable_tqdm=True) == expected
+    assert "repetition_penalty" in fast.stats["generation_fallback_reason"]
+
+
 def test_sliding_window_model_falls_back_to_hflm_with_a_reason(tmp_path, caplog):
     from transformers import MistralConfig, MistralForCausalLM
 

@@ -74,6 +74,7 @@ def _new_stats() -> dict[str, Any]:
         "forward_calls": 0,
         "cache_hit_tokens": 0,  # plain_tokens that were served from a cached prefix instead of recomputed
         "generation_prefix_tokens_reused": 0,  # prompt tokens of generation batches served from a cache
+        "generation_prefill_tokens": 0,  # prompt tokens continuous-batching generation ran (no padding)
         "generation_steps": 0,  # decoding forward calls of continuous-batching generation
         "generation_rows": 0,  # rows x decoding steps of those calls
         "generation_fallback_reason": None,  # why the last generate_until used HFLM's generate, or None
@@ -289,10 +290,16 @@ class PrefixCachingHFLM(HFLM):
         return groups[::-1]
 
     def _forward(
-        self, input_ids: torch.Tensor, past: list[LayerKV] | None, keep: int, unpadded: int
+        self,
+        input_ids: torch.Tensor,
+        past: list[LayerKV] | None,
+        keep: int,
+        unpadded: int,
+        count: bool = True,
     ) -> tuple[torch.Tensor, Any]:
         """One forward of right-padded `input_ids` (`unpadded` real tokens) on top of `past`; returns the
-        last `keep` positions' logits and the cache (past + these positions)."""
+        last `keep` positions' logits and the cache (past + these positions). `count`: add the call to the
+        loglikelihood counters (forward_*)."""
         rows, width = input_ids.shape
         cache = make_cache(past, rows)
         kwargs: dict[str, Any] = {self._cache_kw: cache, "use_cache": True}
@@ -309,9 +316,10 @@ class PrefixCachingHFLM(HFLM):
             logits = self.model(input_ids=input_ids.to(self.device), **kwargs).logits
         if logits.shape[1] != keep:
             logits = logits[:, -keep:]
-        self.stats["forward_calls"] += 1
-        self.stats["forward_tokens"] += rows * width
-        self.stats["forward_tokens_unpadded"] += unpadded
+        if count:
+            self.stats["forward_calls"] += 1
+            self.stats["forward_tokens"] += rows * width
+            self.stats["forward_tokens_unpadded"] += unpadded
         return logits, cache
 
     @property
@@ -423,7 +431,8 @@ class PrefixCachingHFLM(HFLM):
             else:
                 start = 0
         ids = torch.tensor([tokens[start:]], dtype=torch.long)
-        logits, cache = self._forward(ids, reusable, keep=1, unpadded=ids.shape[1])
+        logits, cache = self._forward(ids, reusable, keep=1, unpadded=ids.shape[1], count=False)
+        self.stats["generation_prefill_tokens"] += ids.shape[1]
         kv = cache_tensors(cache)
         self._generation_prefix = (list(tokens), kv)
         return logits[0, -1].float(), kv
