@@ -43,7 +43,10 @@ def build_tasks(
 
     manager = manager or TaskManager()
     configs = [task_config(manager, name, data_root, num_fewshot=shots) for name, shots in specs]
-    return get_task_dict(configs, manager)
+    tasks = get_task_dict(configs, manager)
+    for task in tasks.values():
+        task.set_fewshot_seed(seed=1234)  # lm-eval's default few-shot seed: the same prompts in every run
+    return tasks
 
 
 def task_instances(task: Any, limit: int) -> list[Any]:
