@@ -206,6 +206,25 @@ GATE_OPERATORS = (">=", "<=", ">", "<")
 DERIVED_METRICS = ("average",)
 
 
+# `REFERENCE OP NUMBER` with spaces around OP (so `model-2` stays a model name): `mean(parents) * 1.02`,
+# `max(parents) + 1`, `base - 2`.
+_REFERENCE_ARITHMETIC = re.compile(r"^(.+?)\s+([*+-])\s+(\d+(?:\.\d+)?)$")
+
+
+def split_reference(ref: str) -> tuple[str, str | None, float | None]:
+    """`mean(parents) * 1.02` -> ("mean(parents)", "*", 1.02); a plain reference -> (ref, None, None)."""
+    match = _REFERENCE_ARITHMETIC.match(ref.strip())
+    if match is None:
+        return ref.strip(), None, None
+    return match.group(1).strip(), match.group(2), float(match.group(3))
+
+
+def apply_reference_arithmetic(value: float, op: str | None, number: float | None) -> float:
+    if op is None or number is None:
+        return value
+    return value * number if op == "*" else value + number if op == "+" else value - number
+
+
 def parse_number(value: Any) -> float | None:
     """`0.95`, `95%` (= 0.95) or `70` -> float; anything else -> None."""
     if isinstance(value, bool):
@@ -326,8 +345,8 @@ GATE_TYPES: dict[str, type[_GateBase]] = {
 _SHORTHAND_SCORE = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(>=|<=|>|<)\s*(.+?)\s*$")
 _SHORTHAND_NO_REGRESSION = re.compile(r"^\s*no[ -]regressions?(?:\s+(?:on|in)\s+(.+?))?\s*$", re.IGNORECASE)
 _SHORTHAND_HELP = (
-    "write a gate as `METRIC >= REFERENCE` (e.g. `average >= min(parents)`, `win_rate >= 45%`, "
-    "`size_gb <= 16`), `retention >= 95%`, `no regressions [on gsm8k, mmlu]`, `sanity` or `sign-off`, or "
+    "write a gate as `METRIC >= REFERENCE` (e.g. `average >= min(parents)`, `gsm8k >= mean(parents) * 1.02`, "
+    "`win_rate >= 45%`, `size_gb <= 16`), `retention >= 95%`, `no regressions [on gsm8k, mmlu]`, `sanity` or `sign-off`, or "
     "as a "
     "mapping with a `type` (" + ", ".join(GATE_TYPES) + ")"
 )
@@ -789,6 +808,7 @@ def _cross_check(plan: Plan, problems: list[tuple[int, str]]) -> None:
 
 def _check_reference(plan: Plan, ref: str, loc: Location, problems: list[tuple[int, str]]) -> None:
     names = [m.name for m in plan.models]
+    ref, _, _ = split_reference(ref)
     at = plan.where(loc)
     line = plan.line_of(loc) or 0
     if ref in GATE_REFERENCES:
@@ -803,7 +823,8 @@ def _check_reference(plan: Plan, ref: str, loc: Location, problems: list[tuple[i
                 (
                     f"{at}: unknown reference '{ref}' in {format_loc(loc)}"
                     f"{_did_you_mean(ref, list(GATE_REFERENCES) + names)}; use a number, "
-                    f"{', '.join(GATE_REFERENCES)} or a model name ({', '.join(names)})"
+                    f"{', '.join(GATE_REFERENCES)} or a model name ({', '.join(names)}), optionally with "
+                    "` * NUMBER`, ` + NUMBER` or ` - NUMBER` (e.g. `mean(parents) * 1.02`)"
                 ),
             )
         )

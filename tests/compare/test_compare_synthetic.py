@@ -156,6 +156,29 @@ def test_gates_pass_fail_and_not_evaluated(world):
     assert report["verdict"]["status"] == "fail" and exit_code(report) == 1
 
 
+def test_gate_thresholds_with_arithmetic(world):
+    # averages: merged 60, parents 60 and 60; winogrande: merged 90, parents 50 and 60; arc: 40 vs 80 and 70
+    gates = (
+        "  - average >= mean(parents) * 1.02\n"
+        "  - winogrande >= max(parents) + 25\n"
+        "  - arc >= min(parents) - 30\n"
+        "  - arc >= parent-b - 31\n"
+    )
+    report = compare_plan(world["plan"](gates))
+    rows = {g["name"]: g for g in report["gates"]}
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "average >= mean(parents) * 1.02": "fail",
+        "winogrande >= max(parents) + 25": "pass",
+        "arc >= min(parents) - 30": "pass",
+        "arc >= parent-b - 31": "pass",
+    }
+    assert rows["average >= mean(parents) * 1.02"]["threshold"] == pytest.approx(61.2)
+    assert rows["winogrande >= max(parents) + 25"]["threshold"] == pytest.approx(85.0)
+    assert "mean(parents) * 1.02" in rows["average >= mean(parents) * 1.02"]["detail"]
+    with pytest.raises(Exception, match="unknown reference 'parent-c'"):
+        compare_plan(world["plan"]("  - arc >= parent-c * 1.1\n"))
+
+
 def test_exit_codes_through_the_cli(world):
     runner = CliRunner()
     passing = world["plan"]("  - average >= min(parents)\n  - no regressions on mmlu\n")

@@ -26,8 +26,10 @@ from mergeval.plan import (
     SanityGate,
     ScoreGate,
     SignOffGate,
+    apply_reference_arithmetic,
     parse_number,
     plan_vocabulary,
+    split_reference,
 )
 
 PASS, FAIL, NOT_EVALUATED = "pass", "fail", "not evaluated"
@@ -66,10 +68,17 @@ def _fmt(x: float | None) -> str:
 
 
 def _reference_value(data: Collected, ref: str, metric: str) -> tuple[float | None, str, str]:
-    """(threshold, why unavailable, how it was computed) for a reference expression or number."""
+    """(threshold, why unavailable, how it was computed) for a reference expression or number, with an
+    optional `* NUMBER`, `+ NUMBER` or `- NUMBER` (e.g. `mean(parents) * 1.02`)."""
     number = parse_number(ref)
     if number is not None:
         return number, "", ""
+    base, op, operand = split_reference(ref)
+    if op is not None:
+        value, why, how = _reference_value(data, base, metric)
+        if value is None:
+            return None, why, how
+        return apply_reference_arithmetic(value, op, operand), "", f"{how}; {base} {op} {operand:g}"
     for fn_name, fn in (("min", min), ("max", max), ("mean", fmean)):
         for group, role in (("parents", "parent"), ("baselines", "baseline")):
             if ref == f"{fn_name}({group})":
