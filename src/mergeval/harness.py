@@ -359,8 +359,11 @@ class TaskProgress:
 
 
 def chunk_size_for(task, batch_size: int) -> int:
+    """Documents per `evaluate` call (and per store transaction: a killed run loses at most one chunk).
+    Generation gets four batches' worth, so mergeval-hf's continuous batching has rows to refill its slots
+    with while a long answer finishes, instead of decoding it alone at the end of every chunk."""
     if task.OUTPUT_TYPE == "generate_until":
-        return max(batch_size, 1)
+        return max(batch_size * 4, 16)
     return max(batch_size * 2, 8)
 
 
