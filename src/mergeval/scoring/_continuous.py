@@ -51,6 +51,11 @@ class StopChecker:
         if not self.stops:
             return False
         text = self.decode(tokens[-self.window :])
+        if not any(stop in text for stop in self.stops):
+            return False
+        # Confirm on the whole text (what lm-eval cuts at the stop sequence afterwards): decoding a window
+        # can differ from the whole at its first token (a dropped leading space).
+        text = self.decode(tokens)
         return any(stop in text for stop in self.stops)
 
 

@@ -376,7 +376,10 @@ class PrefixCachingHFLM(HFLM):
                 ids, mask = self.tok_batch_encode(
                     contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation
                 )
-                prompts += [row[row_mask.bool()].tolist() for row, row_mask in zip(ids, mask, strict=True)]
+                for row, row_mask in zip(ids, mask, strict=True):
+                    # An empty prompt (HF's generate would attend to padding only) starts from lm-eval's
+                    # prefix token, as its loglikelihood requests with an empty context do.
+                    prompts.append(row[row_mask.bool()].tolist() or [self.prefix_token_id])
 
             def done(k: int, tokens: list[int], order=order, until=until, gen_kwargs=gen_kwargs) -> None:
                 text = postprocess_generated_text(self.tok_decode(tokens), stop=until, think_end_token=None)
@@ -395,6 +398,7 @@ class PrefixCachingHFLM(HFLM):
                 on_done=done,
             )
         progress.close()
+        self._generation_prefix = None  # the last prompt's KV: free it (it can be large on a GPU)
         return [r if r is not None else "" for r in results]
 
     def _continuous_generation_problem(self, requests: list[Any]) -> str | None:
@@ -418,8 +422,9 @@ class PrefixCachingHFLM(HFLM):
         for request in requests:
             kwargs = normalize_gen_kwargs(request.args[1], self.max_gen_toks)
             kwargs.pop("until", None)
-            if int(kwargs.pop("max_gen_toks")) >= self.max_length:
-                return "max_gen_toks is not below the model's max_length"
+            max_gen_toks = int(kwargs.pop("max_gen_toks"))
+            if not 0 < max_gen_toks < self.max_length:
+                return f"max_gen_toks={max_gen_toks} is not between 0 and the model's max_length"
             if kwargs.pop("do_sample", False) or kwargs.pop("temperature", 0.0) not in (0, 0.0, None):
                 return "sampling was requested"
             if kwargs:
