@@ -10,7 +10,7 @@ from compare_helpers import correct_on, store_task
 from typer.testing import CliRunner
 
 from mergeval.cli import app
-from mergeval.compare import compare_plan, exit_code
+from mergeval.compare import compare_plan, exit_code, run_plan
 from mergeval.models import resolve
 from mergeval.plan import parse_plan
 from mergeval.store import Store
@@ -280,10 +280,17 @@ def test_compare_without_a_store_and_with_deleted_model_folders(world, tmp_path)
     report = compare_plan(path)
     assert report["provenance"]["models"]["vanished"]["identity_from_store"] is True
     assert report["scores"]["vanished"]["arc"]["value"] == pytest.approx(10.0)
+    # `run` too: the other models' results are complete, the vanished one is used as stored
+    said = []
+    ran = run_plan(path, say=said.append)
+    assert ran["scores"]["vanished"]["arc"]["value"] == pytest.approx(10.0)
+    assert ran["scores"]["merged"]["arc"]["value"] == pytest.approx(40.0)
+    assert any("vanished" in line and "store holds" in line for line in said)
     # neither on disk nor in the store: the error names the plan line
     path.write_text(path.read_text().replace(str(folder), str(tmp_path / "never-existed")))
-    with pytest.raises(
-        UserError,
-        match=r"plan.yaml:6: model 'never-existed': .* does not exist.*no model under this reference",
-    ):
-        compare_plan(path)
+    for command in (compare_plan, run_plan):
+        with pytest.raises(
+            UserError,
+            match=r"plan.yaml:6: model 'never-existed': .* does not exist.*no model under this reference",
+        ):
+            command(path)

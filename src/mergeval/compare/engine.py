@@ -133,10 +133,15 @@ def run_plan(
 ) -> dict[str, Any]:
     """Evaluate everything the plan needs that the store lacks (sanity checks first: they are fast and catch
     broken merges), then compare. `checks`: only run these check types/labels (the rest is still compared)."""
-    plan = plan if isinstance(plan, Plan) else load_plan(plan)
-    models = resolve_models(plan)
+    plan = plan if isinstance(plan, Plan) else load_plan(plan, check_paths=False)
     registry = check_types()
     with Store(store_path(plan, store)) as db:
+        # A model whose folder is gone (or whose results were imported, e.g. HumanEval samples) is known by
+        # the store: its stored results are used and nothing is evaluated for it.
+        models = resolve_models(plan, db)
+        for m in models:
+            if m.from_store and say is not None:
+                say(f"{m.name}: {m.spec.path} is not available; using the results the store holds for it")
         ctx = _context(plan, db, models, progress, say)
         order = sorted(plan.checks, key=lambda c: 0 if c.type == "sanity" else 1)
         for check in order:
