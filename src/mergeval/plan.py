@@ -207,16 +207,27 @@ DERIVED_METRICS = ("average",)
 
 
 # `REFERENCE OP NUMBER` with spaces around OP (so `model-2` stays a model name): `mean(parents) * 1.02`,
-# `max(parents) + 1`, `base - 2`.
-_REFERENCE_ARITHMETIC = re.compile(r"^(.+?)\s+([*+-])\s+(\d+(?:\.\d+)?)$")
+# `max(parents) + 1`, `base - 2`, `mean(parents) * 102%`.
+_REFERENCE_ARITHMETIC = re.compile(r"^(.+?)\s+([*+-])\s+(\S+)$")
 
 
 def split_reference(ref: str) -> tuple[str, str | None, float | None]:
-    """`mean(parents) * 1.02` -> ("mean(parents)", "*", 1.02); a plain reference -> (ref, None, None)."""
+    """`mean(parents) * 1.02` -> ("mean(parents)", "*", 1.02); a plain reference -> (ref, None, None).
+    ValueError for an operand that is not a number, or a percentage added or subtracted (ambiguous:
+    points or a fraction?)."""
     match = _REFERENCE_ARITHMETIC.match(ref.strip())
     if match is None:
         return ref.strip(), None, None
-    return match.group(1).strip(), match.group(2), float(match.group(3))
+    base, op, operand_text = match.groups()
+    operand = parse_number(operand_text)
+    if operand is None:
+        raise ValueError(f"'{operand_text}' after '{op}' in '{ref}' is not a number")
+    if operand_text.endswith("%") and op != "*":
+        raise ValueError(
+            f"'{ref}': a percentage can only multiply (`* 102%` = 2% more); add or subtract points as a "
+            f"plain number (`{op} 2`)"
+        )
+    return base.strip(), op, operand
 
 
 def apply_reference_arithmetic(value: float, op: str | None, number: float | None) -> float:
@@ -808,9 +819,18 @@ def _cross_check(plan: Plan, problems: list[tuple[int, str]]) -> None:
 
 def _check_reference(plan: Plan, ref: str, loc: Location, problems: list[tuple[int, str]]) -> None:
     names = [m.name for m in plan.models]
-    ref, _, _ = split_reference(ref)
     at = plan.where(loc)
     line = plan.line_of(loc) or 0
+    try:
+        base, op, _ = split_reference(ref)
+    except ValueError as exc:
+        problems.append((line, f"{at}: {exc}"))
+        return
+    if op is not None:  # `a * 1.1 + 2` chains too: check what the operator applies to
+        _check_reference(plan, base, loc, problems)
+        return
+    if parse_number(ref) is not None:
+        return
     if ref in GATE_REFERENCES:
         role = "parent" if "parents" in ref else "baseline" if "baselines" in ref else "base"
         if not plan.by_role(role):

@@ -177,6 +177,13 @@ def test_gate_thresholds_with_arithmetic(world):
     assert "mean(parents) * 1.02" in rows["average >= mean(parents) * 1.02"]["detail"]
     with pytest.raises(Exception, match="unknown reference 'parent-c'"):
         compare_plan(world["plan"]("  - arc >= parent-c * 1.1\n"))
+    with pytest.raises(Exception, match="a percentage can only multiply"):
+        compare_plan(world["plan"]("  - arc >= base - 2%\n"))
+    with pytest.raises(Exception, match="'two' after '\\+' .* is not a number"):
+        compare_plan(world["plan"]("  - arc >= min(parents) + two\n"))
+    chained = compare_plan(world["plan"]("  - arc >= mean(parents) * 50% + 2\n  - arc >= 50 - 11\n"))
+    assert [g["threshold"] for g in chained["gates"]] == [pytest.approx(75 * 0.5 + 2), pytest.approx(39.0)]
+    assert [g["status"] for g in chained["gates"]] == ["pass", "pass"]
 
 
 def test_exit_codes_through_the_cli(world):
@@ -286,6 +293,12 @@ def test_compare_without_a_store_and_with_deleted_model_folders(world, tmp_path)
     assert ran["scores"]["vanished"]["arc"]["value"] == pytest.approx(10.0)
     assert ran["scores"]["merged"]["arc"]["value"] == pytest.approx(40.0)
     assert any("vanished" in line and "store holds" in line for line in said)
+    # a folder that is there but broken is an error for `run` (it would evaluate), not a reason to reuse
+    # what the store holds under that path
+    folder.mkdir()
+    with pytest.raises(UserError, match="vanished"):
+        run_plan(path)
+    shutil.rmtree(folder)
     # neither on disk nor in the store: the error names the plan line
     path.write_text(path.read_text().replace(str(folder), str(tmp_path / "never-existed")))
     for command in (compare_plan, run_plan):

@@ -8,6 +8,7 @@ report (bootstrap resamples are seeded).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from mergeval.errors import UserError
 from mergeval.models import ModelRef, resolve
 from mergeval.plan import NoRegressionGate, Plan, check_model_paths, load_plan, looks_like_local_path
 from mergeval.store import Store
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = "mergeval.report/1"
 
@@ -71,9 +74,13 @@ def _resolve(plan: Plan, index: int) -> ModelRef:
         raise UserError(f"{plan.where(('models', index))}: model '{spec.name}': {exc}") from exc
 
 
-def resolve_models(plan: Plan, store: Store | None = None) -> list[PlanModel]:
+def resolve_models(plan: Plan, store: Store | None = None, *, strict: bool = False) -> list[PlanModel]:
     """Resolve every plan model (fingerprints). With a `store`, a model whose files are gone (or a hub model
-    not in the local cache) is identified from the store by its reference or name instead."""
+    not in the local cache) is identified from the store by its reference or name instead.
+
+    strict (for `run`, which evaluates): fall back to the store only when the model is not there at all (a
+    local path that does not exist, or a hub id / name that cannot be resolved), never for a folder that
+    exists but cannot be read, and match the store by reference only (not by display name)."""
     if store is None:
         check_model_paths(plan)
     models = []
@@ -81,14 +88,15 @@ def resolve_models(plan: Plan, store: Store | None = None) -> list[PlanModel]:
         try:
             models.append(PlanModel(spec, _resolve(plan, i)))
         except UserError as exc:
-            if store is None:
+            if store is None or (strict and plan.resolve_path(spec.path).exists()):
                 raise
-            row = _from_store(plan, store, i)
+            row = _from_store(plan, store, i, by_name=not strict)
             if row is None:
                 raise UserError(
-                    f"{exc} The results store {store.path} has no model under this reference or "
-                    "name either, so nothing is known about it."
+                    f"{exc} The results store {store.path} has no model under this reference"
+                    f"{'' if strict else ' or name'} either, so nothing is known about it."
                 ) from exc
+            logger.warning("model %s (%s): %s; using what the store holds for it", spec.name, spec.path, exc)
             ref = ModelRef(
                 reference=row.reference,
                 kind=row.kind,
@@ -101,12 +109,12 @@ def resolve_models(plan: Plan, store: Store | None = None) -> list[PlanModel]:
     return models
 
 
-def _from_store(plan: Plan, store: Store, index: int):
+def _from_store(plan: Plan, store: Store, index: int, by_name: bool = True):
     spec = plan.models[index]
     keys = {spec.path, _reference_for(plan, spec.path)}
-    rows = [r for r in store.models() if r.reference in keys] or [
-        r for r in store.models() if r.name == spec.name
-    ]
+    rows = [r for r in store.models() if r.reference in keys]
+    if not rows and by_name:
+        rows = [r for r in store.models() if r.name == spec.name]
     return rows[-1] if rows else None  # the newest model seen under this reference
 
 
@@ -135,13 +143,17 @@ def run_plan(
     broken merges), then compare. `checks`: only run these check types/labels (the rest is still compared)."""
     plan = plan if isinstance(plan, Plan) else load_plan(plan, check_paths=False)
     registry = check_types()
-    with Store(store_path(plan, store)) as db:
-        # A model whose folder is gone (or whose results were imported, e.g. HumanEval samples) is known by
-        # the store: its stored results are used and nothing is evaluated for it.
-        models = resolve_models(plan, db)
+    path = store_path(plan, store)
+    if not path.exists():
+        resolve_models(plan)  # nothing stored yet: every model must be there (errors before a store is made)
+    with Store(path) as db:
+        # A model that is not there (a deleted merge folder, a model known only from imported HumanEval
+        # samples) but that the store knows by its reference: its stored results are used, nothing is
+        # evaluated for it.
+        models = resolve_models(plan, db, strict=True)
         for m in models:
             if m.from_store and say is not None:
-                say(f"{m.name}: {m.spec.path} is not available; using the results the store holds for it")
+                say(f"{m.name}: {m.spec.path} is not here; using only the results the store holds for it")
         ctx = _context(plan, db, models, progress, say)
         order = sorted(plan.checks, key=lambda c: 0 if c.type == "sanity" else 1)
         for check in order:

@@ -34,11 +34,19 @@ class _Row:
     index: int  # into the prompts list
     position: int  # the position of the next token fed (= real tokens in the cache)
     generated: list[int] = field(default_factory=list)
+    stop_seen: bool = False  # a stop sequence showed up; from then on the whole text is checked
 
 
 class StopChecker:
-    """Has a row's generated text reached a stop sequence? Looks at the last few tokens only (enough to
-    hold the longest stop sequence), so the check costs the same at every step."""
+    """Has a row's generated text reached a stop sequence for good?
+
+    The text is decoded with special tokens, as lm-eval's stop criteria do, so a stop such as `<|im_end|>`
+    is seen even when it is not an EOS id. Each step looks at the last few tokens only (enough to hold the
+    longest stop sequence); once a stop shows there, the whole text is checked, and the row ends only when
+    no stop sequence can still begin before the first one found and complete with more text: lm-eval cuts
+    the text at the earliest occurrence of any stop, so with `["\n\nQuestion:", "Question"]` a row must not
+    end at "\n\nQuestion" before the colon decides which cut applies.
+    """
 
     def __init__(
         self, decode: Callable[[list[int]], str], encode: Callable[[str], list[int]], stops: Sequence[str]
@@ -47,16 +55,25 @@ class StopChecker:
         self.stops = [s for s in stops if s]
         self.window = max((len(encode(s)) for s in self.stops), default=0) + 4
 
-    def hit(self, tokens: list[int]) -> bool:
+    def seen(self, tokens: list[int]) -> bool:
+        """A stop sequence in the last few tokens (cheap; may be undecided, see `decided`)."""
         if not self.stops:
             return False
         text = self.decode(tokens[-self.window :])
-        if not any(stop in text for stop in self.stops):
-            return False
-        # Confirm on the whole text (what lm-eval cuts at the stop sequence afterwards): decoding a window
-        # can differ from the whole at its first token (a dropped leading space).
-        text = self.decode(tokens)
         return any(stop in text for stop in self.stops)
+
+    def decided(self, tokens: list[int]) -> bool:
+        """The whole text holds a stop sequence, and no longer one can still start before it."""
+        text = self.decode(tokens)
+        hits = [text.find(stop) for stop in self.stops if stop in text]
+        if not hits:
+            return False
+        first = min(hits)
+        for stop in self.stops:
+            for start in range(max(0, len(text) - len(stop) + 1), first):
+                if stop.startswith(text[start:]):
+                    return False
+        return True
 
 
 def continuous_greedy(
@@ -81,7 +98,10 @@ def continuous_greedy(
     cache: Any = None
 
     def finished(row: _Row) -> bool:
-        return row.generated[-1] in eos_ids or len(row.generated) >= max_new_tokens or stop.hit(row.generated)
+        if row.generated[-1] in eos_ids or len(row.generated) >= max_new_tokens:
+            return True
+        row.stop_seen = row.stop_seen or stop.seen(row.generated)
+        return row.stop_seen and stop.decided(row.generated)
 
     while pending or rows:
         # Fill free slots with new prompts, each prefilled alone.

@@ -392,7 +392,9 @@ class PrefixCachingHFLM(HFLM):
                 max_new_tokens=max_gen_toks,
                 slots=slots,
                 eos_ids=eos_ids,
-                stop=StopChecker(self.tok_decode, self.tok_encode, until),
+                stop=StopChecker(
+                    lambda tokens: self.tok_decode(tokens, skip_special_tokens=False), self.tok_encode, until
+                ),
                 prefill=self._prefill_prompt,
                 step=self._decode_step,
                 on_done=done,
