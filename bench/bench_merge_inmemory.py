@@ -77,24 +77,10 @@ def make_parents(root: Path, size: str) -> dict[str, Path]:
 
 
 def configs(folders: dict[str, Path]) -> dict[str, dict]:
-    a, b, base = str(folders["a"]), str(folders["b"]), str(folders["base"])
-    return {
-        "linear": {
-            "merge_method": "linear",
-            "dtype": "float32",
-            "models": [
-                {"model": a, "parameters": {"weight": 0.5}},
-                {"model": b, "parameters": {"weight": 0.5}},
-            ],
-        },
-        "ties": {
-            "merge_method": "ties",
-            "dtype": "float32",
-            "base_model": base,
-            "parameters": {"weight": 1.0, "density": 0.5},
-            "models": [{"model": a}, {"model": b}],
-        },
-    }
+    """The demo's mergekit configs (linear 0.5/0.5, SLERP t=0.5, TIES density 0.5) over these folders."""
+    from mergeval.demo import merge_configs
+
+    return merge_configs(folders["base"], folders["a"], folders["b"])
 
 
 def via_disk(config: dict, where: Path) -> tuple[float, int]:

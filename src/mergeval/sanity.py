@@ -486,21 +486,12 @@ class SanityCheck(CheckConfig):
     )
 
 
-def _targets(check: SanityCheck, ctx) -> list:
-    if check.models == "all":
-        return list(ctx.models)
-    if check.models == "candidates":
-        return ctx.by_role("candidate")
-    wanted = set(check.models)
-    return [m for m in ctx.models if m.name in wanted]
-
-
 def _parents_for(model, ctx) -> list[ModelRef]:
     return [p.ref for p in ctx.by_role("parent")] if model.role == "candidate" else []
 
 
 def _run(check: SanityCheck, ctx) -> None:
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         if not m.runnable:
             ctx.say(f"sanity: {m.name} has no local weights, skipped")
             continue
@@ -518,7 +509,7 @@ def _collect(check: SanityCheck, ctx):
     from mergeval.compare.registry import CheckData, Missing
 
     data = CheckData(check=check.label, type="sanity")
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         stored = stored_sanity(
             ctx.store,
             m.ref,

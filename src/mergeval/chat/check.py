@@ -47,6 +47,7 @@ from mergeval.compare.registry import (
     PlanModel,
     Provides,
     ScoreData,
+    metric_prefix,
     register_check,
 )
 from mergeval.errors import UserError
@@ -215,17 +216,6 @@ _FACTS = {
 }
 
 
-def _prefix(check: ChatCheck, plan: Plan) -> str:
-    """'' for the first check of its type in the plan, '<label>.' for later ones (e.g. a second opponent), so
-    their facts do not overwrite the first check's."""
-    for other in plan.checks:
-        if other is check:
-            return ""
-        if other.type == check.type:
-            return f"{check.label}."
-    return ""
-
-
 def _provides(check: ChatCheck, plan: Plan) -> Provides:
     names = {m.name for m in plan.models}
     listed = list(check.models) if isinstance(check.models, list) else []
@@ -237,18 +227,13 @@ def _provides(check: ChatCheck, plan: Plan) -> Provides:
             f"the {check.type} check names unknown model(s) {', '.join(unknown)}; use names from `models:`"
             + (", `all` or `candidates`" if check.type == "mtbench" else " (opponent: a parent or baseline)")
         )
-    prefix = _prefix(check, plan)
+    prefix = metric_prefix(check, plan)
     return Provides(benchmarks=[prefix + b for b in _BENCHMARKS[check.type]],
                     facts=[prefix + f for f in _FACTS[check.type]])
 
 
 def _targets(check: ChatCheck, ctx: CheckContext) -> list[PlanModel]:
-    if check.models == "all":
-        targets = list(ctx.models)
-    elif check.models == "candidates":
-        targets = ctx.by_role("candidate")
-    else:
-        targets = [m for m in ctx.models if m.name in set(check.models)]
+    targets = ctx.select(check.models)
     if isinstance(check, PairwiseCheck):
         targets = [m for m in targets if m.name != check.opponent]
     return targets
@@ -328,7 +313,7 @@ def _question_averages(ctx: CheckContext, inputs: _Inputs, m: PlanModel, repeats
 
 
 def _collect_mtbench(check: MTBenchCheck, ctx: CheckContext) -> CheckData:
-    inputs, prefix = _Inputs(check, ctx.plan), _prefix(check, ctx.plan)
+    inputs, prefix = _Inputs(check, ctx.plan), metric_prefix(check, ctx.plan)
     data = CheckData(check=check.label, type=check.type)
     data.benchmarks.append(BenchmarkInfo(name="mtbench", display="MT-Bench", metric_key="average",
                                          higher_is_better=True, kind="mtbench", scale=1.0, in_average=False,
@@ -377,7 +362,7 @@ def _collect_mtbench(check: MTBenchCheck, ctx: CheckContext) -> CheckData:
 
 
 def _collect_pairwise(check: PairwiseCheck, ctx: CheckContext) -> CheckData:
-    inputs, prefix = _Inputs(check, ctx.plan), _prefix(check, ctx.plan)
+    inputs, prefix = _Inputs(check, ctx.plan), metric_prefix(check, ctx.plan)
     data = CheckData(check=check.label, type=check.type)
     opponent = ctx.model(check.opponent)
     n_games = 2 * len(inputs.questions)

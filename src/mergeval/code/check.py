@@ -706,14 +706,6 @@ def library_config(check: HumanEvalCheck, plan: Plan) -> HumanEvalConfig:
     )
 
 
-def _targets(check: HumanEvalCheck, ctx: CheckContext) -> list[PlanModel]:
-    if check.models == "all":
-        return list(ctx.models)
-    if check.models == "candidates":
-        return ctx.by_role("candidate")
-    return [m for m in ctx.models if m.name in set(check.models)]
-
-
 def _provides(check: HumanEvalCheck, plan: Plan) -> Provides:
     names = {m.name for m in plan.models}
     named = (check.models if isinstance(check.models, list) else []) + list(check.samples)
@@ -727,7 +719,7 @@ def _provides(check: HumanEvalCheck, plan: Plan) -> Provides:
 
 def _run(check: HumanEvalCheck, ctx: CheckContext) -> None:
     config = library_config(check, ctx.plan)
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         if m.name in check.samples:
             path = ctx.resolve_path(check.samples[m.name])
             if not path.is_file():
@@ -768,7 +760,7 @@ def _collect(check: HumanEvalCheck, ctx: CheckContext) -> CheckData:
                       in_average=False, check=label)
     )
     per_model: dict[str, Any] = {}
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         identity: CheckRow | CheckIdentity | None
         if m.name in check.samples:
             path = ctx.resolve_path(check.samples[m.name])

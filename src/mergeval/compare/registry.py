@@ -186,6 +186,27 @@ class CheckContext:
     def by_role(self, role: str) -> list[PlanModel]:
         return [m for m in self.models if m.role == role]
 
+    def select(self, models: str | list[str]) -> list[PlanModel]:
+        """The models a check's `models:` field names: "all", "candidates" or a list of names."""
+        if models == "all":
+            return list(self.models)
+        if models == "candidates":
+            return self.by_role("candidate")
+        wanted = set(models)
+        return [m for m in self.models if m.name in wanted]
+
+
+def metric_prefix(check: Any, plan: Plan) -> str:
+    """'' for the first check of its type in the plan, '<label>.' for later ones, so a second check of a type
+    (say perplexity on wikitext, or a second pairwise opponent) gets `wikitext.perplexity` instead of
+    overwriting the first check's numbers (the comparison renames a repeated benchmark the same way)."""
+    for other in plan.checks:
+        if other is check:
+            return ""
+        if other.type == check.type:
+            return f"{check.label}."
+    return ""
+
 
 # -- the registry ------------------------------------------------------------------------------------------
 

@@ -421,8 +421,9 @@ class PrefixCachingHFLM(HFLM):
             return f"the model's generation config sets {', '.join(changed)} (logits processors HF's generate applies)"
         from lm_eval.models.utils import normalize_gen_kwargs
 
-        for request in requests:
-            kwargs = normalize_gen_kwargs(request.args[1], self.max_gen_toks)
+        options = {json.dumps(r.args[1], sort_keys=True, default=str): r.args[1] for r in requests}
+        for gen_kwargs in options.values():
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
             kwargs.pop("until", None)
             max_gen_toks = int(kwargs.pop("max_gen_toks"))
             if not 0 < max_gen_toks < self.max_length:
@@ -435,21 +436,27 @@ class PrefixCachingHFLM(HFLM):
 
     def _prefill_prompt(self, tokens: list[int]) -> tuple[torch.Tensor, list[LayerKV]]:
         """Logits after `tokens` and their KV (batch 1), reusing the previous prompt's common prefix."""
-        start, reusable = 0, None
-        if self._generation_prefix is not None:
-            old_tokens, old_kv = self._generation_prefix
-            start = len(_common_prefix([old_tokens, tokens], limit=len(tokens) - 1))
-            if start >= MIN_SHARED_GENERATION_PREFIX:
-                reusable = [(k[:, :, :start], v[:, :, :start]) for k, v in old_kv]
-                self.stats["generation_prefix_tokens_reused"] += start
-            else:
-                start = 0
+        start, reusable = self._reusable_generation_prefix(tokens, limit=len(tokens) - 1)
+        if start < MIN_SHARED_GENERATION_PREFIX:  # not worth the slicing
+            start, reusable = 0, None
+        self.stats["generation_prefix_tokens_reused"] += start
         ids = torch.tensor([tokens[start:]], dtype=torch.long)
         logits, cache = self._forward(ids, reusable, keep=1, unpadded=ids.shape[1], count=False)
         self.stats["generation_prefill_tokens"] += ids.shape[1]
         kv = cache_tensors(cache)
         self._generation_prefix = (list(tokens), kv)
         return logits[0, -1].float(), kv
+
+    def _reusable_generation_prefix(self, tokens: list[int], limit: int) -> tuple[int, list[LayerKV] | None]:
+        """How many leading tokens (at most `limit`) the last generation prefix shares with `tokens`, and
+        their KV (None when none)."""
+        if self._generation_prefix is None:
+            return 0, None
+        old_tokens, old_kv = self._generation_prefix
+        start = len(_common_prefix([old_tokens, tokens], limit=limit))
+        if start == 0:
+            return 0, None
+        return start, [(k[:, :, :start], v[:, :, :start]) for k, v in old_kv]
 
     def _decode_step(
         self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
@@ -490,14 +497,8 @@ class PrefixCachingHFLM(HFLM):
 
     def _generation_prefix_kv(self, shared: list[int]) -> list[LayerKV]:
         """KV of `shared`, reusing the previous batch's prefix as far as it agrees (one entry is kept)."""
-        reusable: list[LayerKV] | None = None
-        start = 0
-        if self._generation_prefix is not None:
-            old_tokens, old_kv = self._generation_prefix
-            start = len(_common_prefix([old_tokens, shared], limit=len(shared)))
-            if start > 0:
-                reusable = [(k[:, :, :start], v[:, :, :start]) for k, v in old_kv]
-                self.stats["generation_prefix_tokens_reused"] += start
+        start, reusable = self._reusable_generation_prefix(shared, limit=len(shared))
+        self.stats["generation_prefix_tokens_reused"] += start
         if start < len(shared):
             ids = torch.tensor([shared[start:]], dtype=torch.long)
             _, cache = self._forward(ids, reusable, keep=1, unpadded=ids.shape[1])

@@ -50,6 +50,7 @@ from mergeval.compare.registry import (
     PlanModel,
     Provides,
     ScoreData,
+    metric_prefix,
     register_check,
 )
 from mergeval.errors import UserError
@@ -248,18 +249,6 @@ _BENCHMARKS = {"perplexity": ["perplexity"], "bleu": ["bleu", "chrf"], "consiste
 _FACTS = {"perplexity": ["bits_per_byte"], "bleu": [], "consistency": ["conflict_rate"]}
 
 
-def _prefix(check: TextCheck, plan: Plan) -> str:
-    """'' for the first check of its type in the plan; '<label>.' for later ones, so a second perplexity check
-    (say on wikitext) gets `wikitext.perplexity` and `wikitext.bits_per_byte`, as the comparison renames a
-    repeated benchmark, instead of overwriting the first check's numbers."""
-    for other in plan.checks:
-        if other is check:
-            return ""
-        if other.type == check.type:
-            return f"{check.label}."
-    return ""
-
-
 def _provides(check: TextCheck, plan: Plan) -> Provides:
     names = {m.name for m in plan.models}
     unknown = [n for n in (check.models if isinstance(check.models, list) else []) if n not in names]
@@ -268,7 +257,7 @@ def _provides(check: TextCheck, plan: Plan) -> Provides:
             f"the {check.type} check names unknown model(s) {', '.join(unknown)}; use names from `models:`, "
             "`all` or `candidates`"
         )
-    prefix = _prefix(check, plan)
+    prefix = metric_prefix(check, plan)
     return Provides(
         benchmarks=[prefix + b for b in _BENCHMARKS[check.type]],
         facts=[prefix + f for f in _FACTS[check.type]],
@@ -278,17 +267,9 @@ def _provides(check: TextCheck, plan: Plan) -> Provides:
 # -- run ---------------------------------------------------------------------------------------------------
 
 
-def _targets(check: TextCheck, ctx: CheckContext) -> list[PlanModel]:
-    if check.models == "all":
-        return list(ctx.models)
-    if check.models == "candidates":
-        return ctx.by_role("candidate")
-    return [m for m in ctx.models if m.name in set(check.models)]
-
-
 def _run(check: TextCheck, ctx: CheckContext) -> None:
     _, run = _LIBRARY[check.type]
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         if not m.runnable:
             why = "is an endpoint" if m.ref.kind == "endpoint" else "has no local weights"
             ctx.say(f"{check.label}: {m.name} {why}, skipped (the {check.type} check needs local weights)")
@@ -354,14 +335,14 @@ def _benchmark(check: TextCheck, name: str, display: str, metric_key: str, *, hi
 
 
 def _collect_perplexity(check: PerplexityCheck, ctx: CheckContext) -> CheckData:
-    label, prefix = check.label, _prefix(check, ctx.plan)
+    label, prefix = check.label, metric_prefix(check, ctx.plan)
     data = CheckData(check=label, type=check.type)
     data.benchmarks.append(
         _benchmark(check, "perplexity", "Perplexity", "word_perplexity", higher=False, scale=1.0)
     )
     summaries = {
         m.name: perplexity_scores(ctx.store, m.fingerprint, _config_for(check, ctx, m))
-        for m in _targets(check, ctx)
+        for m in ctx.select(check.models)
     }
     # wikitext is read back without its documents, so its size is the most documents any model has.
     n_target = next((s.n_target for s in summaries.values() if s.n_target is not None), None)
@@ -369,7 +350,7 @@ def _collect_perplexity(check: PerplexityCheck, ctx: CheckContext) -> CheckData:
         n_target if n_target is not None else max((s.n_documents for s in summaries.values()), default=0)
     )
     per_model: dict[str, Any] = {}
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         s = summaries[m.name]
         items = word_perplexity_shares(ctx.store.items(m.fingerprint, s.check_hash)) if s.totals else {}
         data.scores.setdefault(m.name, {})["perplexity"] = ScoreData(
@@ -406,7 +387,7 @@ def _collect_bleu(check: BleuCheck, ctx: CheckContext) -> CheckData:
     ]
     per_model: dict[str, Any] = {}
     signatures: dict[str, str | None] = {}
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         s = bleu_scores(ctx.store, m.fingerprint, _config_for(check, ctx, m))
         scores = data.scores.setdefault(m.name, {})
         scores["bleu"] = ScoreData(
@@ -435,13 +416,13 @@ def _collect_bleu(check: BleuCheck, ctx: CheckContext) -> CheckData:
 
 
 def _collect_consistency(check: ConsistencyCheck, ctx: CheckContext) -> CheckData:
-    label, prefix = check.label, _prefix(check, ctx.plan)
+    label, prefix = check.label, metric_prefix(check, ctx.plan)
     data = CheckData(check=label, type=check.type)
     data.benchmarks.append(
         _benchmark(check, "consistency", "Consistency", "consistent_pairs", higher=True, scale=100.0)
     )
     per_model: dict[str, Any] = {}
-    for m in _targets(check, ctx):
+    for m in ctx.select(check.models):
         s = consistency_scores(ctx.store, m.fingerprint, _config_for(check, ctx, m))
         rate = s.conflict_rate
         stderr = None if rate is None else 100 * math.sqrt(rate * (1 - rate) / s.n_pairs)
