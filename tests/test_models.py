@@ -99,3 +99,50 @@ def test_gguf_converted_once_and_fingerprinted(smollm2_dir, mergeval_cache):
     assert again.kind == "gguf" and len(again.fingerprint) == 24
     assert (smollm2_dir / "config.json").exists()
     assert not json.loads((smollm2_dir / "config.json").read_text()).get("quantization_config")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[:-1], "file not fully covered"),  # one byte short: a truncated download
+        (lambda b: b[:5], "header too small"),
+        (lambda b: b[:8] + b"\xff" * 16 + b[24:], "invalid UTF-8"),
+        (lambda b: b"\xff" * 8 + b[8:], "header too large"),
+        (lambda b: b + b"\0", "file not fully covered"),  # bytes the header does not account for
+    ],
+)
+def test_damaged_safetensors_are_refused_when_resolving(model_copy, damage, message):
+    path = model_copy / "model.safetensors"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(UserError, match=f"damaged or incomplete.*{message}.*Download or save the model again"):
+        resolve(model_copy)
+
+
+def test_a_sharded_checkpoint_needs_every_shard_and_a_model_needs_its_tokenizer(model_copy):
+    index = {"metadata": {}, "weight_map": {"lm_head.weight": "model-00002-of-00002.safetensors"}}
+    (model_copy / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(UserError, match="lacks the weight shard.*model-00002-of-00002.safetensors"):
+        resolve(model_copy)
+    (model_copy / "model.safetensors.index.json").unlink()
+    (model_copy / "tokenizer.json").unlink()
+    with pytest.raises(UserError, match="no tokenizer files"):
+        resolve(model_copy)
+    assert resolve(model_copy, trust_remote_code=True).fingerprint  # a custom tokenizer class may live anywhere
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"dtype": "float64x"}, "Unknown dtype 'float64x'"),
+    ({"dtype": "bf16"}, "write bfloat16"),
+    ({"device": "gpu"}, "Unknown device 'gpu'"),
+    ({"device": "cuda:x"}, "Unknown device"),
+    ({"backend": "nope"}, "Unknown backend 'nope'"),
+])
+def test_run_settings_are_checked_before_anything_runs(settings, message):
+    with pytest.raises(UserError, match=message):
+        models.check_run_settings(**settings)
+
+
+def test_valid_run_settings_pass():
+    models.check_run_settings(dtype="bfloat16", device="cpu", backend="hf")
+    models.check_run_settings(dtype="auto", device=None, backend="vllm", available=False)  # another lm-eval LM
+    assert models.device_problem("cuda:1") is None and models.device_problem("mps") is None

@@ -1,3 +1,4 @@
+import hashlib
 import sqlite3
 
 import pytest
@@ -63,7 +64,8 @@ def test_foreign_sqlite_and_newer_schema_refused(tmp_path):
     with pytest.raises(StoreError, match="not a mergeval store"):
         Store(foreign)
     newer = tmp_path / "newer.db"
-    Store(newer).close()
+    with Store(newer) as store:
+        _fill(store)
     db = sqlite3.connect(newer)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.commit()
@@ -76,3 +78,92 @@ def test_missing_store_when_reading(tmp_path):
     with pytest.raises(StoreError, match="No results store"):
         Store(tmp_path / "nope.db", create=False)
     assert not (tmp_path / "nope.db").exists()
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_new_store_file_appears_at_the_first_write_only(tmp_path):
+    path = tmp_path / "deep" / "folder" / "s.db"
+    with Store(path) as store:
+        assert store.models() == [] and store.item_ids("fp", "c") == set() and store.runs() == []
+    assert not (tmp_path / "deep").exists()  # a run that stores nothing leaves nothing behind
+    with Store(path) as store:
+        _fill(store)
+    with Store(path, readonly=True) as store:
+        assert store.item_ids("fp1", "c1") == {"0", "1"}
+    (tmp_path / "empty.db").touch()  # an empty file is a store without tables yet
+    with Store(tmp_path / "empty.db") as store:
+        assert store.models() == []
+        _fill(store)
+        assert len(store.runs()) == 1
+
+
+def test_a_store_path_under_a_file_is_refused_before_anything_is_created(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(StoreError, match="is a file, not a folder"):
+        Store(tmp_path / "plain" / "sub" / "s.db")
+    assert (tmp_path / "plain").read_text() == "x"
+
+
+def _damaged_store(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        _fill(store)
+        for i in range(3):  # enough items for the items table to span pages
+            store.add_items("fp1", "c1", 1, [ItemRow(f"x{i}-{j}", {"acc,none": 1.0}, {"resps": "y" * 500})
+                                             for j in range(40)])
+    db = sqlite3.connect(path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'items'").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with path.open("r+b") as fh:  # one page of the items table overwritten
+        fh.seek((root - 1) * size)
+        fh.write(b"\x05" + b"\xa5" * 300)
+    return path
+
+
+def test_a_damaged_page_is_one_clear_error_and_the_file_is_never_written(tmp_path):
+    path = _damaged_store(tmp_path)
+    before = _digest(path)
+    with Store(path) as store:
+        with pytest.raises(StoreError, match="is damaged"):
+            store.item_ids("fp1", "c1")
+        assert [m.name for m in store.models()] == ["m"]  # undamaged tables still read
+        with pytest.raises(StoreError, match="did not write to it"):  # checked before the first write
+            store.upsert_model("fp2", name="other", reference="/x/o", kind="local")
+    with Store(path, readonly=True) as store, pytest.raises(StoreError, match="is damaged"):
+        store.items("fp1", "c1", with_data=True)
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+def test_a_foreign_sqlite_file_with_user_version_1_is_never_touched(tmp_path):
+    path = tmp_path / "app.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE models (id INTEGER)")  # even a table of the same name
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    before = _digest(path)
+    for kwargs in ({}, {"create": False}, {"readonly": True}):
+        with pytest.raises(StoreError, match="not a mergeval store"):
+            Store(path, **kwargs)
+    assert _digest(path) == before  # still in its own journal mode, not switched to WAL
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_read_only_handle_reads_writes_nothing_and_leaves_no_side_files(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        _fill(store)
+    before = _digest(path)
+    with Store(path, readonly=True) as store:
+        assert store.item_ids("fp1", "c1") == {"0", "1"}
+        with pytest.raises(StoreError, match="read-only"):
+            store.cache_put("ns", "k", 1)
+    with pytest.raises(StoreError, match="No results store"):
+        Store(tmp_path / "missing.db", readonly=True)
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]

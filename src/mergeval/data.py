@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mergeval.errors import UserError
 from mergeval.suites import load_suite
+from mergeval.suites.leaderboard_v2 import INSTALL_HINT, NLTK_DIR
 
 # Extra hub files some checks read, beyond the lm-eval suites' datasets.
 EXTRA_DATASETS: dict[str, list[str]] = {}
@@ -42,16 +43,51 @@ def pull_dataset(repo_id: str, to: Path) -> Path:
     return target
 
 
-def pull_suite(suite: str, to: str | Path, *, on_dataset: Callable[[str], None] | None = None) -> list[Path]:
-    """Pull every dataset a suite reads into `to`, in the layout `--data-dir` expects."""
+def pull_suite(suite: str, to: str | Path, *, on_dataset: Callable[[str], None] | None = None,
+               on_skip: Callable[[str], None] | None = None) -> list[Path]:
+    """Pull every dataset a suite reads into `to`, in the layout `--data-dir` expects, and the nltk data its
+    scoring code needs into `to/nltk_data`. A gated dataset (GPQA) that cannot be downloaded (terms not
+    accepted, no HF_TOKEN) is skipped with the reason passed to `on_skip`; the suite then runs without it."""
     suite_obj = load_suite(suite)
     if not suite_obj.datasets:
         raise UserError(f"Suite {suite_obj.name} ships its data with mergeval; there is nothing to pull.")
     root = Path(to).expanduser()
     root.mkdir(parents=True, exist_ok=True)
+    gated = {b.gated_dataset: b for b in suite_obj.benchmarks if b.gated_dataset}
     pulled = []
-    for repo_id in suite_obj.datasets:
+    for repo_id in sorted(suite_obj.datasets, key=lambda r: r in gated):  # gated ones last
         if on_dataset:
             on_dataset(repo_id)
-        pulled.append(pull_dataset(repo_id, root))
+        try:
+            pulled.append(pull_dataset(repo_id, root))
+        except UserError as exc:
+            if repo_id not in gated or _offline():
+                raise
+            if on_skip:
+                on_skip(f"Skipped {repo_id}: it is gated on the hub ({exc}); accept its terms at "
+                        f"https://huggingface.co/datasets/{repo_id} and set HF_TOKEN to include "
+                        f"{gated[repo_id].display}.")
+    for package in suite_obj.nltk_data:
+        if on_dataset:
+            on_dataset(f"nltk:{package}")
+        pulled.append(pull_nltk(package, root))
     return pulled
+
+
+def pull_nltk(package: str, to: Path) -> Path:
+    """Download one nltk data package (e.g. punkt_tab, IFEval's tokenizer) into `to/nltk_data`."""
+    try:
+        import nltk
+    except ImportError as exc:
+        raise UserError(f"Pulling nltk data needs the nltk package; install it with: {INSTALL_HINT}") from exc
+
+    target = to / NLTK_DIR
+    try:
+        ok = nltk.download(package, download_dir=str(target), quiet=True, raise_on_error=True)
+    except Exception as exc:  # URL, HTTP and file errors
+        raise UserError(f"Could not download the nltk data {package!r} ({type(exc).__name__}: {str(exc)[:200]}). "
+                        "Check the network (this command needs internet access).") from exc
+    if not ok:
+        raise UserError(f"Could not download the nltk data {package!r}. Check the network (this command needs "
+                        "internet access).")
+    return target

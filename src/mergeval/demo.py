@@ -6,7 +6,7 @@
 2. Merges: linear, SLERP and TIES through mergekit (`mergeval.merge.merge`), each config written as a YAML
    file next to its output, its provenance recorded in the store.
 3. Evaluation and verdict: a plan file (`mergeval.yaml`) with the six models, the two skills (plus the bundled
-   smoke suite) and gates; `mergeval.compare.run_plan` evaluates what the store lacks, compares each merge
+   smoke suite) and gates; `mergeval.run` evaluates what the store lacks, compares each merge
    with its parents (paired statistics), evaluates the gates and writes the reports (Markdown, JSON, HTML).
 4. The story: which merge keeps the most of both skills.
 
@@ -29,10 +29,24 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from mergeval import api
 from mergeval.errors import UserError
+from mergeval.evaluation import evaluate
+from mergeval.merge import load_recipe, merge, mergekit_version
+from mergeval.merge.run import PROVENANCE_FILE, record
+from mergeval.models import resolve
+from mergeval.render.console import print_report
+from mergeval.render.files import write_reports
+from mergeval.render.terminal import print_eval
+from mergeval.report import Report
+from mergeval.store import RESULTS_DIR, Store
+from mergeval.suites import available_suites
+from mergeval.suites.demo_skills import ARITHMETIC, CAPITALS, SUITE_FILE
+from mergeval.suites.demo_skills.training import TrainingRecipe, demo_models
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_OUT = Path("mergeval-results") / "demo"
+DEFAULT_OUT = RESULTS_DIR / "demo"
+DEMO_STORE = RESULTS_DIR / "demo.db"  # its own store: the demo's tiny models never mix with real results
 # A merge "keeps" a skill when it scores at least this share of the specialist parent's score on it.
 KEEPS_SKILL = 0.75
 
@@ -56,10 +70,6 @@ def smollm2_gguf() -> Path:
 
 def run_model_demo(*, store: Path, limit: str | None, console: Console, progress_factory) -> None:
     """SmolLM2-135M-Instruct on the bundled smoke suite (the earlier `mergeval demo`)."""
-    from mergeval.evaluation import evaluate
-    from mergeval.models import resolve
-    from mergeval.report.terminal import print_eval
-
     console.print("[bold]mergeval demo[/bold]: SmolLM2-135M-Instruct on the bundled smoke suite (offline).")
     with console.status("Preparing SmolLM2 (GGUF -> cached model folder, once)..."):
         ref = resolve(smollm2_gguf(), name="SmolLM2-135M-Instruct", dtype="float32")
@@ -105,8 +115,6 @@ def merge_configs(base: Path, arithmetic: Path, capitals: Path) -> dict[str, dic
 
 
 def _smoke_available() -> bool:
-    from mergeval.suites import available_suites
-
     return "smoke" in available_suites()
 
 
@@ -120,8 +128,6 @@ def write_plan(
     smoke_limit: int | None = None,
 ) -> Path:
     """The demo's plan file: six models, the skills (and smoke) checks, and the gates of the verdict."""
-    from mergeval.suites.demo_skills import ARITHMETIC, CAPITALS, SUITE_FILE
-
     checks: list[dict[str, Any]] = [{"type": "suite", "suite": str(SUITE_FILE), "name": "skills"}]
     if smoke:
         checks.append(
@@ -161,14 +167,7 @@ def write_plan(
         ],
         "settings": {"dtype": "float32", "n_boot": 2000},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# Written by `mergeval demo`; run it yourself with: mergeval run "
-        + str(path)
-        + "\n"
-        + yaml.safe_dump(plan, sort_keys=False)
-    )
-    return path
+    return _write_yaml(path, plan, f"Written by `mergeval demo`; run it yourself with: mergeval run {path}")
 
 
 @dataclass
@@ -183,31 +182,23 @@ class MergeStory:
     lines: list[str] = field(default_factory=list)
 
 
-def tell_story(report: dict[str, Any], merges: list[str]) -> MergeStory:
-    """Read the report: how much of each skill every merge kept, and which merge kept the most of both."""
-    from mergeval.suites.demo_skills import ARITHMETIC, CAPITALS
+def _gate_status(report: Report, name: str) -> str:
+    statuses = [g.status for g in report.gates if g.candidate == name]
+    if "fail" in statuses:
+        return "fail"
+    return "incomplete" if "not evaluated" in statuses or not statuses else "pass"
 
+
+def tell_story(report: Report, merges: list[str]) -> MergeStory:
+    """Read the report: how much of each skill every merge kept, and which merge kept the most of both."""
     skills = [ARITHMETIC, CAPITALS]
     scores = {
-        m["name"]: {s: (report["scores"].get(m["name"], {}).get(s) or {}).get("value") for s in skills}
-        for m in report["models"]
+        m.name: {s: score.value if (score := report.scores.get(m.name, {}).get(s)) else None for s in skills}
+        for m in report.models
     }
-    kept: dict[str, dict[str, float | None]] = {}
-    for name in merges:
-        kept[name] = {}
-        for skill in skills:
-            row = next(
-                (r for r in report["retention"] if r["candidate"] == name and r["benchmark"] == skill), None
-            )
-            kept[name][skill] = row.get("vs_best_parent") if row else None
-    gates: dict[str, str] = {}
-    for name in merges:
-        statuses = [g["status"] for g in report["gates"] if g.get("candidate") == name]
-        gates[name] = (
-            "fail"
-            if "fail" in statuses
-            else ("incomplete" if "not evaluated" in statuses or not statuses else "pass")
-        )
+    retained = {(r.candidate, r.benchmark): r.vs_best_parent for r in report.retention}
+    kept = {name: {skill: retained.get((name, skill)) for skill in skills} for name in merges}
+    gates = {name: _gate_status(report, name) for name in merges}
 
     def worst(name: str) -> float:
         values = [v for v in kept[name].values() if v is not None]
@@ -255,7 +246,7 @@ def _ratio(value: float | None) -> str:
 
 @dataclass
 class DemoResult:
-    report: dict[str, Any]
+    report: Report
     story: MergeStory
     written: dict[str, Path]
     plan_path: Path
@@ -266,11 +257,6 @@ class DemoResult:
 def _merge_or_reuse(name: str, config: dict[str, Any], folder: Path, store: Path) -> Path:
     """Merge unless `folder` already holds this exact recipe (its mergeval-merge.json says so); either way the
     store gets the merge's provenance."""
-    from mergeval.merge import load_recipe, merge
-    from mergeval.merge.run import PROVENANCE_FILE, record
-    from mergeval.models import resolve
-    from mergeval.store import Store
-
     config_file = folder.parent / f"{name}.yml"
     config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -282,6 +268,33 @@ def _merge_or_reuse(name: str, config: dict[str, Any], folder: Path, store: Path
         return folder
     merge(recipe, folder, store=store, name=name, overwrite=True)
     return folder
+
+
+def _parents_step(console: Console, quick: bool, cache_root: Path | None):
+    console.print("[bold]1. Parents[/bold]: a base model, then an arithmetic parent and a capitals parent "
+                  "fine-tuned from it.")
+    recipe = TrainingRecipe().quick() if quick else TrainingRecipe()
+    with console.status("training (about a minute of CPU in all, once; cached afterwards)..."):
+        parents = demo_models(recipe, cache_root=cache_root, on_event=lambda m: console.print("   " + escape(m)))
+    how = f"trained {', '.join(parents.trained)} in {parents.seconds:.0f} s" if parents.trained else "from the cache"
+    console.print(f"   {how}: {parents.base.parent}")
+    return parents
+
+
+def _merges_step(console: Console, parents, out: Path, store: Path) -> dict[str, Path]:
+    console.print(f"[bold]2. Merges[/bold] with mergekit {mergekit_version()}: linear, SLERP, TIES.")
+    merges: dict[str, Path] = {}
+    for name, config in merge_configs(parents.base, parents.arithmetic, parents.capitals).items():
+        merges[name] = _merge_or_reuse(name, config, out / "merges" / name, store)
+        console.print(f"   {name}: {merges[name]}  [dim](config: {merges[name].parent / (name + '.yml')})[/dim]")
+    return merges
+
+
+def _evaluation_step(console: Console, progress_factory, plan_path: Path, store: Path, smoke: bool) -> Report:
+    what = "the two skills" + (" and the smoke suite" if smoke else " (smoke suite skipped)")
+    console.print(f"[bold]3. Evaluation[/bold] of the six models on {what}: plan {plan_path}")
+    with progress_factory() as progress:
+        return api.run(plan_path, store=store, progress=progress, say=lambda m: console.print("   " + escape(m)))
 
 
 def run_demo(
@@ -301,61 +314,23 @@ def run_demo(
     if model_demo:
         run_model_demo(store=store, limit=limit, console=console, progress_factory=progress_factory)
         return None
-    from mergeval.compare import print_report, run_plan, write_reports
-    from mergeval.merge import mergekit_version
-    from mergeval.suites.demo_skills.training import TrainingRecipe, demo_models
-
     out = out or DEFAULT_OUT
     smoke = _smoke_available() if smoke is None else smoke
     if smoke and not _smoke_available():
         raise UserError("The smoke suite is not installed in this mergeval; run the demo with --no-smoke.")
-    console.print(
-        "[bold]mergeval demo[/bold]: two tiny parents, three merges, one question: which merge keeps "
-        "both skills? (offline, CPU; real torch training, mergekit merges and lm-eval evaluation)"
-    )
-
-    recipe = TrainingRecipe().quick() if quick else TrainingRecipe()
-    console.print(
-        "[bold]1. Parents[/bold]: a base model, then an arithmetic parent and a capitals parent "
-        "fine-tuned from it."
-    )
-    with console.status("training (about a minute of CPU in all, once; cached afterwards)..."):
-        parents = demo_models(
-            recipe, cache_root=cache_root, on_event=lambda m: console.print("   " + escape(m))
-        )
-    how = "from the cache"
-    if parents.trained:
-        how = f"trained {', '.join(parents.trained)} in {parents.seconds:.0f} s"
-    console.print(f"   {how}: {parents.base.parent}")
-
-    console.print(f"[bold]2. Merges[/bold] with mergekit {mergekit_version()}: linear, SLERP, TIES.")
-    merges: dict[str, Path] = {}
-    for name, config in merge_configs(parents.base, parents.arithmetic, parents.capitals).items():
-        merges[name] = _merge_or_reuse(name, config, out / "merges" / name, store)
-        console.print(
-            f"   {name}: {merges[name]}  [dim](config: {merges[name].parent / (name + '.yml')})[/dim]"
-        )
-
+    console.print("[bold]mergeval demo[/bold]: two tiny parents, three merges, one question: which merge keeps "
+                  "both skills? (offline, CPU; real torch training, mergekit merges and lm-eval evaluation)")
+    parents = _parents_step(console, quick, cache_root)
+    merges = _merges_step(console, parents, out, store)
     models = {
         PARENT_A: (parents.arithmetic, "parent"),
         PARENT_B: (parents.capitals, "parent"),
         BASE: (parents.base, "base"),
         **{name: (folder, "candidate") for name, folder in merges.items()},
     }
-    plan_path = write_plan(
-        out / "mergeval.yaml",
-        models=models,
-        store=store,
-        output=out / "report",
-        smoke=smoke,
-        smoke_limit=smoke_limit,
-    )
-    what = "the two skills" + (" and the smoke suite" if smoke else " (smoke suite skipped)")
-    console.print(f"[bold]3. Evaluation[/bold] of the six models on {what}: plan {plan_path}")
-    with progress_factory() as progress:
-        report = run_plan(
-            plan_path, store=store, progress=progress, say=lambda m: console.print("   " + escape(m))
-        )
+    plan_path = write_plan(out / "mergeval.yaml", models=models, store=store, output=out / "report", smoke=smoke,
+                           smoke_limit=smoke_limit)
+    report = _evaluation_step(console, progress_factory, plan_path, store, smoke)
     written = write_reports(report, out / "report")
     print_report(report, console)
 
@@ -363,22 +338,16 @@ def run_demo(
     console.print("[bold]4. The story[/bold]")
     for line in story.lines:
         console.print(f"   {escape(line)}")
-    html = written.get("html") or written.get("md")
-    console.print(f"[bold]HTML report:[/bold] {html}")
-    console.print(
-        f"[dim]Store: {store}. Run `mergeval demo` again: nothing is retrained, re-merged or re-evaluated. "
-        f"Try a sweep next: mergeval sweep {out / 'sweep.yml'}[/dim]"
-    )
+    console.print(f"[bold]HTML report:[/bold] {written.get('html') or written.get('md')}")
+    console.print(f"[dim]Store: {store}. Run `mergeval demo` again: nothing is retrained, re-merged or re-evaluated. "
+                  f"Try a sweep next: mergeval sweep {out / 'sweep.yml'}[/dim]")
     write_sweep_example(out / "sweep.yml", parents)
-    return DemoResult(
-        report=report, story=story, written=written, plan_path=plan_path, merges=merges, parents=parents
-    )
+    return DemoResult(report=report, story=story, written=written, plan_path=plan_path, merges=merges,
+                      parents=parents)
 
 
 def write_sweep_example(path: Path, parents) -> Path:
     """A sweep over the demo's parents, for `mergeval sweep` (written next to the demo's results)."""
-    from mergeval.suites.demo_skills import SUITE_FILE
-
     spec = {
         "name": "demo-sweep",
         "config": {
@@ -395,17 +364,16 @@ def write_sweep_example(path: Path, parents) -> Path:
             {"merge_method": "ties", "weight": 1.0, "density": [0.3, 0.5, 0.8]},
             {"merge_method": "dare_ties", "weight": 1.0, "density": 0.5, "seed": [0, 1]},
         ],
-        "checks": {"suite": str(SUITE_FILE)},
+        "checks": [{"type": "suite", "suite": str(SUITE_FILE)}],
         "objective": "mean",
         "selection": {"fraction": 0.5, "seed": 0},
         "keep": "best",
         "out_dir": str((path.parent / "sweep").resolve()),
     }
+    return _write_yaml(path, spec, f"Written by `mergeval demo`: mergeval sweep {path}")
+
+
+def _write_yaml(path: Path, data: dict[str, Any], comment: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# Written by `mergeval demo`: mergeval sweep "
-        + str(path)
-        + "\n"
-        + yaml.safe_dump(spec, sort_keys=False)
-    )
+    path.write_text(f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False))
     return path

@@ -5,34 +5,56 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
+from typing import Any
 
-from mergeval.harness import aggregate_items
-from mergeval.store import Store
+from mergeval.engines.lmeval.harness import CHECK_KIND, aggregate_items
+from mergeval.errors import UserError
+from mergeval.store import CheckRow, ItemRow, Store
 
 
-def export_results(store_path: str | Path, *, format: str = "json", items: bool = False) -> str:
-    with Store(store_path, create=False) as store:
-        rows = []
-        for model in store.models():
-            for check in store.checks():
-                stored = store.items(model.fingerprint, check.hash, with_data=items)
-                if not stored:
-                    continue
-                base = {"model": model.name, "fingerprint": model.fingerprint, "check_kind": check.kind,
-                        "task": check.name, "check": check.hash,
-                        "num_fewshot": check.config.get("num_fewshot"), "dtype": check.config.get("dtype")}
-                if items:
-                    for it in sorted(stored, key=lambda i: (len(i.item_id), i.item_id)):
-                        rows.append({**base, "item_id": it.item_id, **{f"metric:{k}": v for k, v in it.metrics.items()},
-                                     **({"data": json.dumps(it.data, ensure_ascii=False)} if format == "csv"
-                                        else {"data": it.data})})
-                else:
-                    score = aggregate_items(stored, check.config, "", None) if check.kind == "lm-eval" else None
-                    metrics = score.all_metrics if score else {}
-                    rows.append({**base, "n": len(stored), **{f"metric:{k}": v for k, v in metrics.items()}})
-    if format == "json":
-        return json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n"
+def check_output_file(out: str | Path) -> Path:
+    """`out` when a file can be written there; else a UserError saying why (checked before any work)."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'results.json'}.")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UserError(
+            f"The folder of --out {out} does not exist{' (it is a file)' if parent.exists() else ''}; "
+            f"create it first (mkdir -p {parent}) or choose another path."
+        )
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"Cannot write {out}: permission denied. Choose a path you can write to.")
+    return out
+
+
+def write_output(text: str, out: str | Path) -> Path:
+    """Write an export to `out` (checked first); OS errors become one clear message."""
+    out = check_output_file(out)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"Cannot write {out} ({exc.strerror}). Choose another --out.") from exc
+    return out
+
+
+def _item_rows(base: dict[str, Any], stored: list[ItemRow], as_csv: bool) -> list[dict[str, Any]]:
+    """One row per stored item, in item order (data as a JSON string in CSV)."""
+    return [{**base, "item_id": it.item_id, **{f"metric:{k}": v for k, v in it.metrics.items()},
+             "data": json.dumps(it.data, ensure_ascii=False) if as_csv else it.data}
+            for it in sorted(stored, key=lambda i: (len(i.item_id), i.item_id))]
+
+
+def _score_row(base: dict[str, Any], check: CheckRow, stored: list[ItemRow]) -> dict[str, Any]:
+    """One row per (model, check): lm-eval tasks with every metric aggregated as lm-eval does."""
+    score = aggregate_items(stored, check.config, "", None) if check.kind == CHECK_KIND else None
+    metrics = score.all_metrics if score else {}
+    return {**base, "n": len(stored), **{f"metric:{k}": v for k, v in metrics.items()}}
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
@@ -41,3 +63,21 @@ def export_results(store_path: str | Path, *, format: str = "json", items: bool 
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def export_results(store_path: str | Path, *, format: str = "json", items: bool = False) -> str:
+    """The stored results as JSON or CSV text. The store is opened read-only (also in a read-only folder)."""
+    rows: list[dict[str, Any]] = []
+    with Store(store_path, readonly=True) as store:
+        for model in store.models():
+            for check in store.checks():
+                stored = store.items(model.fingerprint, check.hash, with_data=items)
+                if not stored:
+                    continue
+                base = {"model": model.name, "fingerprint": model.fingerprint, "check_kind": check.kind,
+                        "task": check.name, "check": check.hash,
+                        "num_fewshot": check.config.get("num_fewshot"), "dtype": check.config.get("dtype")}
+                rows += _item_rows(base, stored, format == "csv") if items else [_score_row(base, check, stored)]
+    if format == "json":
+        return json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n"
+    return _csv(rows)

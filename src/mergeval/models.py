@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mergeval.errors import UserError
 
@@ -92,11 +94,63 @@ def fingerprint_folder(folder: str | Path) -> str:
     )
     if not files:
         raise UserError(f"{folder} has no model files (config.json, *.safetensors). Point at a model folder.")
+    check_weight_files(folder, files)
     for path in files:
         rel = path.relative_to(folder).as_posix()
         digest.update(b"\0" + rel.encode() + b"\0")
         _hash_file(path, digest)
     return digest.hexdigest()[:24]
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise a UserError when a .safetensors file is truncated or its header is not valid (checked with
+    safetensors' own reader, which maps the file and parses only the header)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            fh.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        detail = str(exc).removeprefix("Error while deserializing header: ")
+        raise UserError(
+            f"The weights file {path} is damaged or incomplete ({detail}), e.g. a truncated download or an "
+            "interrupted save. Download or save the model again."
+        ) from None
+
+
+def check_weight_files(folder: Path, files: list[Path]) -> None:
+    """Every safetensors shard is readable, and every shard a `*.safetensors.index.json` names exists."""
+    for path in files:
+        if path.suffix == ".safetensors":
+            check_safetensors(path)
+        elif path.name.endswith(".safetensors.index.json"):
+            try:
+                shards = set(json.loads(path.read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise UserError(
+                    f"{path} is not a valid safetensors index ({type(exc).__name__}: {exc}). Save the model again."
+                ) from None
+            missing = sorted(str(s) for s in shards if not (path.parent / str(s)).is_file())
+            if missing:
+                raise UserError(
+                    f"{folder} lacks the weight shard(s) {', '.join(missing[:3])} listed in {path.name}. "
+                    "Download or save the model again."
+                )
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+
+
+def check_tokenizer_files(folder: Path, *, trust_remote_code: bool = False) -> None:
+    """Raise a UserError when a model folder has no tokenizer (mergeval tokenizes for every check)."""
+    if trust_remote_code and (folder / "tokenizer_config.json").exists():
+        return  # a custom tokenizer class may keep its vocabulary anywhere
+    if any((folder / name).is_file() for name in _TOKENIZER_FILES) or any(folder.glob("*.tiktoken")):
+        return
+    raise UserError(
+        f"{folder} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}). Copy the tokenizer files of the "
+        "model it was made from into the folder (mergekit copies them unless run with --no-copy-tokenizer)."
+    )
 
 
 def fingerprint_text(*parts: str) -> str:
@@ -122,10 +176,30 @@ class ModelRef:
     trust_remote_code: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     model_object: Any = None  # an already-loaded model (merge lab); never stored
+    # how another process rebuilds an in-memory merge ({"config": mergekit config, "seed": ...}; a Ray worker
+    # merges it again from the same parents: mergeval.merge.inmemory.rebuild)
+    recipe: dict[str, Any] | None = None
 
     @property
     def is_local(self) -> bool:
         return self.path is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the loaded model object, as JSON data (work units travel to other processes)."""
+        if self.model_object is not None and self.recipe is None:
+            raise UserError(
+                f"{self.name} is a model object in this process, which cannot be sent to another process. Save it "
+                "to a folder (model.save_pretrained) and evaluate the folder, or use the local executor."
+            )
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model_object"}
+        out["path"] = None if self.path is None else str(self.path)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRef:
+        values = dict(data)
+        values["path"] = None if values.get("path") is None else Path(values["path"])
+        return cls(**values)
 
     def describe(self) -> dict[str, Any]:
         """What the store keeps about this model (no secrets: only the *name* of an API key variable)."""
@@ -134,6 +208,13 @@ class ModelRef:
             if getattr(self, key):
                 out[key] = getattr(self, key)
         out.update(self.metadata)
+        if self.path is not None or self.model_object is not None:
+            from mergeval.dtypes import resolved_dtype
+
+            # what `dtype: auto` loads it in: check identities use it, also once the folder is gone
+            auto = resolved_dtype(self, "auto")
+            if auto != "auto":
+                out["auto_dtype"] = auto
         return out
 
 
@@ -156,7 +237,7 @@ def check_causal_lm(folder: Path, config: dict[str, Any]) -> None:
 
     archs = config.get("architectures") or []
     model_type = config.get("model_type")
-    if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs):
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         return
     if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not archs:
         return
@@ -185,6 +266,76 @@ def _resolve_hub(reference: str, revision: str | None) -> Path:
         ) from exc
 
 
+GGUF_MAGIC = b"GGUF"
+
+
+def is_gguf(path: Path) -> bool:
+    """Whether `path` is a file that starts with GGUF's magic bytes."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def save_gguf_as_folder(gguf_path: Path, out: Path) -> None:
+    """Load a GGUF file with transformers (dequantised) and save it as a plain model folder (safetensors,
+    config, tokenizer) in `out`: what mergekit, lm-eval and transformers load like any other model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    except Exception as exc:  # transformers raises many types for unsupported GGUF files
+        raise UserError(
+            f"transformers could not load the GGUF file {gguf_path} ({exc}). Only architectures and quant types "
+            "that transformers' GGUF loader supports can be used; otherwise convert the model to safetensors."
+        ) from exc
+    # The weights are dequantised in memory; transformers refuses to save a model that still carries its
+    # GGUF quantizer, so save them as a plain (unquantised) model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def convert_gguf(gguf_path: str | os.PathLike, out: str | os.PathLike, *, on_start: Any = None) -> Path:
+    """`mergeval convert`: write a GGUF model as a plain model folder `out` (new, or an empty folder).
+
+    The arguments are checked first, then `on_start()` is called (if given) and the model is converted. The
+    folder appears complete or not at all: it is written beside `out` and renamed into place."""
+    import shutil
+
+    gguf_path, out = Path(gguf_path).expanduser(), Path(out).expanduser()
+    if not gguf_path.is_file():
+        raise UserError(f"GGUF file {gguf_path} does not exist. Check the path.")
+    if not is_gguf(gguf_path):
+        raise UserError(f"{gguf_path} is not a GGUF file (it does not start with the bytes 'GGUF'); pass a .gguf "
+                        "model file.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not an empty folder; pass a new folder with --out.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise UserError(f"Cannot create the folder {out} ({exc.strerror or exc}); pass a writable --out.") from exc
+    if on_start is not None:
+        on_start()
+    try:
+        save_gguf_as_folder(gguf_path.resolve(), tmp)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def _convert_gguf(gguf_path: Path) -> Path:
     """Dequantise a GGUF file into a normal model folder, once; later calls reuse the cached folder."""
     import hashlib as _h
@@ -199,23 +350,8 @@ def _convert_gguf(gguf_path: Path) -> Path:
     out = cache_dir() / "gguf" / f"{gguf_path.stem}-{digest.hexdigest()[:16]}"
     if (out / ".complete").exists():
         return out
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    except Exception as exc:  # transformers raises many types for unsupported GGUF files
-        raise UserError(
-            f"transformers could not load the GGUF file {gguf_path} ({exc}). Only architectures and quant types "
-            "that transformers' GGUF loader supports can be used; otherwise convert the model to safetensors."
-        ) from exc
-    # The weights are dequantised in memory; save them as a plain (unquantised) model folder.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
     tmp = out.with_name(out.name + ".partial")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    save_gguf_as_folder(gguf_path, tmp)
     if out.exists():
         import shutil
 
@@ -225,15 +361,66 @@ def _convert_gguf(gguf_path: Path) -> Path:
     return out
 
 
-def parse_endpoint(reference: str) -> tuple[str, str]:
-    """`openai:<model>@<base_url>` -> (model, base_url)."""
-    body = reference.removeprefix("openai:")
-    if "@" not in body:
+_ENDPOINT_REFERENCE = re.compile(r"^(?P<model>.+?)@(?P<url>[A-Za-z][A-Za-z0-9+.\-]*://.*)$", re.DOTALL)
+
+
+def url_without_userinfo(url: str) -> str:
+    """`url` with any user:password@ removed (what may be shown, stored or hashed)."""
+    if "://" not in url:
+        return url.rpartition("@")[2]
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def check_base_url(url: str, what: str = "endpoint") -> str:
+    """`url` when it is an http(s) URL with a host and no credentials in it; else a UserError that never
+    shows the credentials (keys are only read from environment variables)."""
+    shown = url_without_userinfo(url)
+    if "://" not in url:
+        raise UserError(f"The {what} URL {shown!r} has no scheme: write http://{shown} (or https://...).")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise UserError(f"The {what} URL {shown!r} is not a valid URL ({exc}).") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UserError(f"The {what} URL {shown!r} must start with http:// or https://.")
+    if "@" in parts.netloc:
         raise UserError(
-            f"Endpoint reference {reference!r} needs a base URL: write openai:<model>@http://host:port/v1."
+            f"The {what} URL {shown!r} carries credentials (user:password@ before the host); mergeval does not "
+            "take keys in URLs, because URLs are stored and printed. Put the key in an environment variable "
+            "and give its name (--judge-key-env, or api_key_env in a plan), with the URL without them."
         )
-    model, base_url = body.rsplit("@", 1)
-    return model, base_url
+    if not parts.hostname:
+        raise UserError(f"The {what} URL {shown!r} has no host: write e.g. http://127.0.0.1:8000/v1.")
+    return url
+
+
+def parse_endpoint(reference: str) -> tuple[str, str]:
+    """`openai:<model>@<base_url>` -> (model, base_url). The URL is split off at the first "@" followed by
+    a scheme (so credentials in it are recognised, and refused by check_base_url, never stored)."""
+    body = reference.removeprefix("openai:")
+    match = _ENDPOINT_REFERENCE.match(body)
+    if match is None:
+        if "@" not in body:
+            raise UserError(
+                f"Endpoint reference {reference!r} needs a base URL: write openai:<model>@http://host:port/v1."
+            )
+        url = body.rpartition("@")[2]
+        raise UserError(
+            f"The endpoint URL {url!r} (in openai:<model>@<url>) has no scheme: write "
+            f"openai:<model>@http://{url} (or https://...)."
+        )
+    model, base_url = match.group("model"), match.group("url")
+    return model, check_base_url(base_url)
+
+
+def _checked_config(folder: Path, trust_remote_code: bool) -> dict[str, Any]:
+    """The model folder's config.json, after checking that it is a causal LM with tokenizer files."""
+    config = _read_config(folder)
+    check_causal_lm(folder, config)
+    check_tokenizer_files(folder, trust_remote_code=trust_remote_code)
+    return config
 
 
 def resolve(
@@ -249,7 +436,7 @@ def resolve(
 ) -> ModelRef:
     """Turn what the user wrote into a ModelRef with a fingerprint, or raise a UserError saying why not."""
     ref = os.fspath(reference)
-    common = dict(dtype=dtype, device=device, batch_size=batch_size, trust_remote_code=trust_remote_code)
+    common = {"dtype": dtype, "device": device, "batch_size": batch_size, "trust_remote_code": trust_remote_code}
 
     if ref.startswith("openai:"):
         model, base_url = parse_endpoint(ref)
@@ -263,8 +450,7 @@ def resolve(
         if not path.is_file():
             raise UserError(f"GGUF file {path} does not exist. Check the path.")
         folder = _convert_gguf(path.resolve())
-        config = _read_config(folder)
-        check_causal_lm(folder, config)
+        config = _checked_config(folder, trust_remote_code)
         return ModelRef(
             reference=ref, kind="gguf", name=name or path.stem, path=folder,
             fingerprint=fingerprint_folder(folder), metadata={"gguf_file": path.name,
@@ -274,8 +460,7 @@ def resolve(
     if path.exists():
         if not path.is_dir():
             raise UserError(f"{path} is a file; point at the model folder that contains config.json.")
-        config = _read_config(path)
-        check_causal_lm(path, config)
+        config = _checked_config(path, trust_remote_code)
         return ModelRef(
             reference=ref, kind="local", name=name or path.resolve().name, path=path.resolve(),
             fingerprint=fingerprint_folder(path), metadata={"model_type": config.get("model_type")}, **common,
@@ -288,8 +473,7 @@ def resolve(
             f"Model path {ref} does not exist. Check the path, or use a hub id like org/name[@revision]."
         )
     folder = _resolve_hub(repo, rev or revision)
-    config = _read_config(folder)
-    check_causal_lm(folder, config)
+    config = _checked_config(folder, trust_remote_code)
     return ModelRef(
         reference=ref, kind="hub", name=name or repo, path=folder, revision=rev or revision,
         fingerprint=fingerprint_folder(folder), metadata={"model_type": config.get("model_type")}, **common,
@@ -328,6 +512,70 @@ def torch_dtype(dtype: str):
     return names[dtype]
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DTYPE_SPELLINGS = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16",
+                    "half": "float16"}
+BACKENDS = ("mergeval-hf", "hf")
+
+
+def dtype_problem(dtype: Any) -> str | None:
+    """What is wrong with a dtype setting (None: nothing). Checked before anything is loaded or stored."""
+    if dtype is None or dtype in DTYPES:
+        return None
+    hint = _DTYPE_SPELLINGS.get(str(dtype).lower())
+    return f"unknown dtype {dtype!r}{f' (write {hint})' if hint else ''}; use one of: {', '.join(DTYPES)}"
+
+
+def device_problem(device: Any) -> str | None:
+    """What is wrong with a device setting's spelling (None: nothing); `device_unavailable` checks the machine."""
+    if device is None:
+        return None
+    kind, _, index = str(device).partition(":")
+    if kind in ("cpu", "mps") and not index or kind in ("cuda", "xpu") and (not index or index.isdigit()):
+        return None
+    return f"unknown device {device!r}; use cpu, cuda, cuda:N or mps (or leave it out for the best available)"
+
+
+def backend_problem(backend: Any) -> str | None:
+    """What is wrong with a backend setting (None: nothing): mergeval-hf, hf or another lm-eval model type."""
+    if backend is None or backend in BACKENDS:
+        return None
+    import lm_eval.models  # noqa: F401  registers lm-eval's model types (lazily; fast)
+    from lm_eval.api.registry import model_registry
+
+    if str(backend) in set(model_registry.keys()):
+        return None
+    return f"unknown backend {backend!r}; use {' or '.join(BACKENDS)} (mergeval-hf is the default)"
+
+
+def device_unavailable(device: str | None) -> str | None:
+    """Why `device` cannot be used on this machine (None: it can, or it is left to the default)."""
+    if device is None or device == "cpu":
+        return None
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(index or 0) >= count:
+            return f"device {device} is not available here ({count} CUDA device(s) visible); use cpu or leave it unset"
+    elif kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "device mps is not available here; use cpu or leave it unset"
+    elif kind == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        return f"device {device} is not available here; use cpu or leave it unset"
+    return None
+
+
+def check_run_settings(*, dtype: Any = None, device: Any = None, backend: Any = None,
+                       available: bool = True) -> None:
+    """Raise a UserError for a dtype, device or backend mergeval cannot use (with `available`, a device this
+    machine does not have too), before any model is resolved or anything is stored."""
+    for problem in (dtype_problem(dtype), device_problem(device), backend_problem(backend),
+                    device_unavailable(device) if available and device_problem(device) is None else None):
+        if problem:
+            raise UserError(problem[0].upper() + problem[1:] + ".")
+
+
 def load_hf(ref: ModelRef):
     """Load (model, tokenizer) of a local or hub ModelRef with transformers."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -337,11 +585,15 @@ def load_hf(ref: ModelRef):
         return ref.model_object, tok
     if ref.path is None:
         raise UserError(f"{ref.name} is an endpoint; it cannot be loaded as a local model.")
-    model = AutoModelForCausalLM.from_pretrained(
-        ref.path, dtype=torch_dtype(ref.dtype), trust_remote_code=ref.trust_remote_code
-    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            ref.path, dtype=torch_dtype(ref.dtype), trust_remote_code=ref.trust_remote_code
+        )
+        tok = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=ref.trust_remote_code)
+    except (OSError, ValueError) as exc:  # what transformers raises for missing or unreadable files
+        detail = " ".join(str(exc).split())[:300]
+        raise UserError(f"Could not load model {ref.name} from {ref.path} ({detail}). Check the model files.") from exc
     if ref.device:
         model.to(ref.device)
     model.eval()
-    tok = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=ref.trust_remote_code)
     return model, tok

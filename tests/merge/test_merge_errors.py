@@ -109,18 +109,19 @@ def test_same_size_vocabulary_with_different_tokens(family, tmp_path):
 
 
 def test_not_enough_disk_is_refused_before_writing(family, tmp_path):
-    """A parent whose safetensors header declares 2**50 float32 weights (4 PiB): the estimate is read from the
-    header (the file itself is tiny; it is never loaded, because the merge is refused first)."""
+    """A parent whose safetensors header declares 2**40 float32 weights (4 TiB): the estimate is read from the
+    header (the file is sparse, so it takes no disk; it is never loaded, because the merge is refused first)."""
     import shutil
 
     huge = tmp_path / "huge"
     shutil.copytree(family.b, huge)
     header = json.dumps(
-        {"model.embed_tokens.weight": {"dtype": "F32", "shape": [2**30, 2**20], "data_offsets": [0, 2**52]}}
+        {"model.embed_tokens.weight": {"dtype": "F32", "shape": [2**30, 2**10], "data_offsets": [0, 2**42]}}
     ).encode()
     path = huge / "model.safetensors"
     with path.open("wb") as fh:
         fh.write(struct.pack("<Q", len(header)) + header)
+        fh.truncate(8 + len(header) + 2**42)  # a complete (sparse) file: it passes the safetensors check
     message = _fails(_two(family.a, huge), tmp_path / "out", "Not enough disk space")
     assert "free" in message and "--out" in message
 

@@ -13,7 +13,7 @@ import yaml
 
 from mergeval.errors import UserError
 from mergeval.merge import SplitPlan, expand_candidates, in_selection, load_sweep, pareto_front, run_sweep
-from mergeval.merge.sweep import SelectionSpec
+from mergeval.merge.spec import SelectionSpec
 from mergeval.store import Store
 from mergeval.suites.demo_skills import SUITE_FILE
 
@@ -238,3 +238,90 @@ def test_sweep_report_escapes_names():
     )
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert page.count("<svg") == 2  # the Pareto plot and objective vs t
+
+
+def test_sweep_resumes_after_ctrl_c_and_evaluates_nothing_twice(family, tmp_path):
+    """Ctrl-C (a real SIGINT) once the first candidate is done, then the same sweep again: the finished candidate
+    and the parents come from the store (no run of theirs starts: nothing is evaluated), and the ranking equals
+    an uninterrupted sweep's. The smoke suite's HellaSwag and Winogrande are the tasks whose check hash used to
+    change in every process (functions hashed by address), which made a resumed sweep start over."""
+    grid = [
+        {
+            "merge_method": "linear",
+            "weight": [{"parent-a": 0.8, "parent-b": 0.2}, {"parent-a": 0.3, "parent-b": 0.7}],
+        }
+    ]
+    spec = _spec(family, grid, out_dir=str(tmp_path / "out"), keep="none")
+    spec["checks"] = {"suite": "smoke", "tasks": ["hellaswag", "winogrande"], "limit": 4, "batch_size": 4}
+    sweep_file = tmp_path / "sweep.yml"
+    sweep_file.write_text(yaml.safe_dump(spec))
+    store = tmp_path / "s.db"
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergeval.cli", "sweep", str(sweep_file), "--store", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.stderr is not None
+    interrupted = False
+    for line in proc.stderr:
+        if "[1/2]" in line and "done" in line:
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+            break
+    tail = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, tail[-2000:]
+    assert interrupted, tail[-2000:]
+
+    keys = [c.key for c in expand_candidates(load_sweep(sweep_file))]
+    with Store(store) as db:
+        first = db.cache_get("merge-candidate", keys[0])
+        parents = [m.fingerprint for m in db.models() if m.name in ("parent-a", "parent-b")]
+    assert first is not None and len(parents) == 2
+    runs_before = {fp: _runs(store, fp) for fp in [*parents, first["fingerprint"]]}
+    assert all(runs_before.values())
+
+    events: list[str] = []
+    resumed = run_sweep(sweep_file, store=store, on_event=events.append, report=False)
+    assert {c.key: c.status for c in resumed.candidates} == {keys[0]: "cached", keys[1]: "new"}
+    assert {fp: _runs(store, fp) for fp in runs_before} == runs_before  # nothing evaluated for them again
+
+    fresh = run_sweep(sweep_file, store=tmp_path / "fresh.db", out_dir=tmp_path / "fresh", report=False)
+
+    def ranking(result):
+        return [
+            (c.name, c.objective_selection, c.objective_report, c.selection, c.report)
+            for c in sorted(result.candidates, key=lambda c: -c.objective_selection)
+        ]
+
+    assert ranking(resumed) == ranking(fresh)
+    assert resumed.winner == fresh.winner
+    assert [(p.name, p.selection, p.report) for p in resumed.parents] == [
+        (p.name, p.selection, p.report) for p in fresh.parents
+    ]
+
+
+def test_a_sweep_ranks_on_a_check_that_is_not_lm_eval(family, tmp_path):
+    """`checks:` takes plan check entries: a sweep ranked on perplexity (lower is better), through the runner,
+    and resumed from the store."""
+    grid = [{"merge_method": "linear", "weight": [{"parent-a": 0.8, "parent-b": 0.2},
+                                                  {"parent-a": 0.2, "parent-b": 0.8}]}]
+    spec = _spec(family, grid, out_dir=str(tmp_path / "out"), keep="none")
+    spec["checks"] = [{"type": "perplexity", "context_length": 64}]
+    store = tmp_path / "s.db"
+    result = run_sweep(spec, store=store)
+    assert result.benchmarks == result.objective == ["perplexity"] and result.higher_is_better is False
+    lowest = min(result.candidates, key=lambda c: c.objective_selection)
+    assert result.winner == lowest.name and result.ranked()[0].name == lowest.name
+    assert result.selection_items + result.report_items == 12  # the bundled corpus's documents, split in two
+    for row in [*result.candidates, *result.parents]:
+        assert set(row.selection) == set(row.report) == {"perplexity"} and row.objective_report > 0, row
+    assert result.vs_runner_up is not None and result.vs_best_parent is not None
+    with Store(store) as db:
+        runs = len(db.runs())
+    again = run_sweep(spec, store=store, report=False)
+    assert {c.status for c in again.candidates} == {"cached"} and again.winner == result.winner
+    with Store(store) as db:
+        assert len(db.runs()) == runs  # nothing evaluated again

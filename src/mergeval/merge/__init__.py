@@ -2,29 +2,24 @@
 
     merge(config, out, store=...) -> MergeResult                 mergekit to disk + provenance in the store
     merge_in_memory(config) -> MergeResult                       mergekit into a model object (no files)
-    run_sweep(spec, store=...) -> SweepResult                    grid of merges, evaluated, ranked, reported
+    run_sweep(spec, store=...) -> SweepResult                    grid of merges, evaluated (any plan check),
+                                                                 ranked, reported
     load_recipe(config) -> MergeRecipe                           a config with fingerprinted parents + key
     merge_provenance(store, fingerprint) -> MergeProvenance      how a stored model was made
 
 See docs/merge-lab.md.
 """
 
+from mergeval.merge.grid import Candidate, expand_candidates
 from mergeval.merge.inmemory import can_merge_in_memory, in_memory_fingerprint, merge_in_memory
 from mergeval.merge.provenance import MergeProvenance, merge_provenance
+from mergeval.merge.ranking import Comparison, ModelScores, SweepResult
 from mergeval.merge.recipe import MergeRecipe, load_recipe, mergekit_version
 from mergeval.merge.report import render_sweep_report, write_sweep_report
 from mergeval.merge.run import MergeResult, merge
 from mergeval.merge.selection import SplitPlan, in_selection, pareto_front
-from mergeval.merge.sweep import (
-    Candidate,
-    Comparison,
-    ModelScores,
-    SweepResult,
-    SweepSpec,
-    expand_candidates,
-    load_sweep,
-    run_sweep,
-)
+from mergeval.merge.spec import SweepSpec, load_sweep
+from mergeval.merge.sweep import run_sweep
 
 __all__ = [
     "Candidate",

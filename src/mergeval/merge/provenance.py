@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mergeval.errors import UserError
+from mergeval.merge.recipe import is_seeded
 from mergeval.store import Store
 
 
@@ -58,9 +60,6 @@ class MergeProvenance:
 
 def _seeded(method: str) -> bool:
     """Whether the seed matters for this method (shown anyway when mergekit no longer knows the method)."""
-    from mergeval.errors import UserError
-    from mergeval.merge.recipe import is_seeded
-
     try:
         return is_seeded(method)
     except UserError:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from mergeval.core.identity import canonical
 from mergeval.errors import UserError
 from mergeval.models import ModelRef, resolve
 
@@ -80,7 +81,7 @@ def _model_strings(config: dict[str, Any]) -> list[tuple[list[Any], Any]]:
     return spots
 
 
-def _resolve_path(value: str, config_dir: Path | None) -> str:
+def resolve_path(value: str, config_dir: Path | None) -> str:
     """A model reference with a local path made absolute (hub ids and LoRA suffixes are left alone)."""
     path_part, plus, lora = value.partition("+")
     candidate = Path(path_part).expanduser()
@@ -91,6 +92,20 @@ def _resolve_path(value: str, config_dir: Path | None) -> str:
     return value
 
 
+def read_yaml_mapping(path: Path, *, missing: str, fix: str, mapping: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (a mergekit config, a sweep file), or a one-sentence UserError:
+    `missing` when there is no such file, `fix` after a YAML error, `mapping` says what it must be."""
+    if not path.is_file():
+        raise UserError(missing)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({exc}).{' ' + fix if fix else ''}") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be {mapping}.")
+    return data
+
+
 def read_config(
     source: str | Path | dict[str, Any], *, base_dir: Path | None = None
 ) -> tuple[dict[str, Any], Path | None]:
@@ -98,23 +113,16 @@ def read_config(
 
     Relative paths that do not exist from the current directory are tried against the YAML file's folder
     (or `base_dir` for a dict)."""
-    config_dir: Path | None = base_dir
     if isinstance(source, dict):
-        raw = copy.deepcopy(source)
-        origin = None
+        raw, origin, config_dir = copy.deepcopy(source), None, base_dir
     else:
         origin = Path(source)
-        if not origin.is_file():
-            raise UserError(f"Merge config {origin} does not exist. Pass the path of a mergekit YAML config.")
-        try:
-            raw = yaml.safe_load(origin.read_text())
-        except yaml.YAMLError as exc:
-            raise UserError(f"{origin} is not valid YAML ({exc}). Fix the file and run again.") from exc
+        raw = read_yaml_mapping(origin, missing=f"Merge config {origin} does not exist. Pass the path of a "
+                                "mergekit YAML config.", fix="Fix the file and run again.",
+                                mapping="a mapping with merge_method and models")
         config_dir = origin.resolve().parent
-    if not isinstance(raw, dict):
-        raise UserError(f"{origin or 'The merge config'} must be a mapping with merge_method and models.")
     for container, key in _model_strings(raw):
-        container[key] = _resolve_path(container[key], config_dir)
+        container[key] = resolve_path(container[key], config_dir)
     return raw, origin
 
 
@@ -173,7 +181,8 @@ class MergeRecipe:
             "seed": self.seed if is_seeded(self.method) else None,
             "mergekit": mergekit_version(),
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        # canonical: content only (a value without one raises); same text as before for plain YAML data
+        return hashlib.sha256(json.dumps(canonical(payload), sort_keys=True).encode()).hexdigest()[:24]
 
     def mergekit_config(self):
         """The config as mergekit's `MergeConfiguration`, or a UserError with pydantic's complaint."""

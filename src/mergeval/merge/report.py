@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,12 @@ def _p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def _comparison_text(comp: dict[str, Any] | None, what: str) -> str:
+def _comparison_text(comp: dict[str, Any] | None, what: str, higher_is_better: bool = True) -> str:
     if not comp:
         return f"<li>No {esc(what)} to compare with.</li>"
     verdict = (
         "significantly better"
-        if comp["significant"] and comp["diff"] > 0
+        if comp["significant"] and (comp["diff"] > 0) == higher_is_better
         else ("significantly worse" if comp["significant"] else "not significantly different")
     )
     per = ", ".join(
@@ -79,9 +80,10 @@ def _table(result: dict[str, Any]) -> str:
         + "<th>Pareto</th><th class=l>fingerprint</th></tr>"
     )
     rows = []
+    sign = -1 if result.get("higher_is_better", True) else 1
     ranked = sorted(
         result["candidates"],
-        key=lambda r: -(r["objective_selection"] if r["objective_selection"] is not None else -1e9),
+        key=lambda r: sign * r["objective_selection"] if r["objective_selection"] is not None else float("inf"),
     )
     for r in ranked + result["parents"]:
         cls = "win" if r["name"] == result["winner"] else ("parent" if r["role"] != "candidate" else "")
@@ -107,6 +109,65 @@ def _scale(values: Sequence[float], lo_pad: float = 0.05) -> tuple[float, float]
     return lo - pad, hi + pad
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A chart's drawing area and the data ranges it maps onto it."""
+
+    width: int
+    height: int
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    left: int = 52
+    right: int = 12
+    top: int = 28
+    bottom: int = 42
+
+    def sx(self, x: float) -> float:
+        return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.width - self.left - self.right)
+
+    def sy(self, y: float) -> float:
+        return self.height - self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.height - self.top - self.bottom)
+
+
+def _axes(f: _Frame, title: str, x_label: str, y_label: str) -> list[str]:
+    base, mid_y = f.height - f.bottom, (f.top + f.height - f.bottom) / 2
+    parts = [
+        f"<text x='{f.width / 2}' y='16' text-anchor='middle' font-size='13' font-weight='600'>{esc(title)}</text>",
+        f"<line x1='{f.left}' y1='{base}' x2='{f.width - f.right}' y2='{base}' stroke='#999'/>",
+        f"<line x1='{f.left}' y1='{f.top}' x2='{f.left}' y2='{base}' stroke='#999'/>",
+    ]
+    for i in range(5):
+        xv, yv = f.x0 + (f.x1 - f.x0) * i / 4, f.y0 + (f.y1 - f.y0) * i / 4
+        parts += [
+            f"<text x='{f.sx(xv):.1f}' y='{base + 14}' text-anchor='middle' font-size='10'>{xv:.3g}</text>",
+            f"<text x='{f.left - 4}' y='{f.sy(yv) + 3:.1f}' text-anchor='end' font-size='10'>{yv:.3g}</text>",
+            f"<line x1='{f.left}' y1='{f.sy(yv):.1f}' x2='{f.width - f.right}' y2='{f.sy(yv):.1f}' stroke='#eee'/>",
+        ]
+    parts += [
+        (f"<text x='{(f.left + f.width - f.right) / 2}' y='{f.height - 8}' text-anchor='middle' font-size='11'>"
+        f"{esc(x_label)}</text>"),
+        (f"<text x='12' y='{mid_y}' text-anchor='middle' font-size='11' transform='rotate(-90 12 {mid_y})'>"
+        f"{esc(y_label)}</text>"),
+    ]
+    return parts
+
+
+def _series(f: _Frame, index: int, name: str, points: list[tuple[float, float, str]], lines: bool) -> list[str]:
+    colour = _PALETTE[index % len(_PALETTE)]
+    ordered = sorted(points)
+    parts = []
+    if lines and len(ordered) > 1:
+        path = " ".join(f"{f.sx(x):.1f},{f.sy(y):.1f}" for x, y, _ in ordered)
+        parts.append(f"<polyline points='{path}' fill='none' stroke='{colour}' stroke-width='1.5'/>")
+    parts += [f"<circle cx='{f.sx(x):.1f}' cy='{f.sy(y):.1f}' r='4' fill='{colour}'><title>{esc(tip)}</title>"
+              "</circle>" for x, y, tip in ordered]
+    parts.append(f"<rect x='{f.left + 8}' y='{f.top + 4 + 14 * index}' width='10' height='10' fill='{colour}'/>"
+                 f"<text x='{f.left + 22}' y='{f.top + 13 + 14 * index}' font-size='11'>{esc(name)}</text>")
+    return parts
+
+
 def svg_scatter(
     series: dict[str, list[tuple[float, float, str]]],
     *,
@@ -121,63 +182,11 @@ def svg_scatter(
     points = [(x, y) for pts in series.values() for x, y, _ in pts]
     if not points:
         return ""
-    left, right, top, bottom = 52, 12, 28, 42
-    x0, x1 = _scale([p[0] for p in points])
-    y0, y1 = _scale([p[1] for p in points])
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-
-    parts = [
-        (
-            f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-            f"aria-label='{esc(title)}'>"
-        ),
-        (f"<text x='{width / 2}' y='16' text-anchor='middle' font-size='13' "
-         f"font-weight='600'>{esc(title)}</text>"),
-        (f"<line x1='{left}' y1='{height - bottom}' x2='{width - right}' y2='{height - bottom}' "
-         "stroke='#999'/>"),
-        f"<line x1='{left}' y1='{top}' x2='{left}' y2='{height - bottom}' stroke='#999'/>",
-    ]
-    for i in range(5):
-        xv = x0 + (x1 - x0) * i / 4
-        yv = y0 + (y1 - y0) * i / 4
-        parts.append(
-            f"<text x='{sx(xv):.1f}' y='{height - bottom + 14}' text-anchor='middle' font-size='10'>"
-            f"{xv:.3g}</text>"
-        )
-        parts.append(
-            f"<text x='{left - 4}' y='{sy(yv) + 3:.1f}' text-anchor='end' font-size='10'>{yv:.3g}</text>"
-        )
-        parts.append(
-            f"<line x1='{left}' y1='{sy(yv):.1f}' x2='{width - right}' y2='{sy(yv):.1f}' stroke='#eee'/>"
-        )
-    parts.append(
-        f"<text x='{(left + width - right) / 2}' y='{height - 8}' text-anchor='middle' font-size='11'>"
-        f"{esc(x_label)}</text>"
-    )
-    parts.append(
-        f"<text x='12' y='{(top + height - bottom) / 2}' text-anchor='middle' font-size='11' "
-        f"transform='rotate(-90 12 {(top + height - bottom) / 2})'>{esc(y_label)}</text>"
-    )
+    frame = _Frame(width, height, *_scale([p[0] for p in points]), *_scale([p[1] for p in points]))
+    parts = [(f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+             f"aria-label='{esc(title)}'>"), *_axes(frame, title, x_label, y_label)]
     for index, (name, pts) in enumerate(series.items()):
-        colour = _PALETTE[index % len(_PALETTE)]
-        ordered = sorted(pts)
-        if lines and len(ordered) > 1:
-            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _ in ordered)
-            parts.append(f"<polyline points='{path}' fill='none' stroke='{colour}' stroke-width='1.5'/>")
-        for x, y, tip in ordered:
-            parts.append(
-                f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='4' fill='{colour}'><title>{esc(tip)}</title>"
-                "</circle>"
-            )
-        parts.append(
-            f"<rect x='{left + 8}' y='{top + 4 + 14 * index}' width='10' height='10' fill='{colour}'/>"
-            f"<text x='{left + 22}' y='{top + 13 + 14 * index}' font-size='11'>{esc(name)}</text>"
-        )
+        parts += _series(frame, index, name, pts, lines)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -230,71 +239,61 @@ def pareto_plot(result: dict[str, Any]) -> str:
     return svg_scatter(series, title=f"{bx} vs {by} (selection items)", x_label=bx, y_label=by, lines=False)
 
 
-def render_sweep_report(result: dict[str, Any]) -> str:
-    """The sweep report as a complete HTML document (from `SweepResult.to_dict()`)."""
+def _verdict(result: dict[str, Any]) -> list[str]:
     winner = result["winner"]
     winner_row = next((c for c in result["candidates"] if c["name"] == winner), None)
+    if not winner_row:
+        return ["<div class=verdict>", "<p>No candidate could be scored.</p>", "</div>"]
+    direction = result.get("higher_is_better", True)
+    parts = [
+        "<div class=verdict>",
+        (f"<p>Winner (chosen on {result['selection_items']} selection items): <b>{esc(winner)}</b>. On "
+        f"the {result['report_items']} report items it was not chosen on, its objective is "
+        f"<b>{_num(winner_row['objective_report'])}</b> (selection items: "
+        f"{_num(winner_row['objective_selection'])}).</p><ul>"),
+        _comparison_text(result["vs_runner_up"], "runner-up", direction),
+        _comparison_text(result["vs_best_parent"], "best parent", direction),
+        "</ul>",
+    ]
+    if winner_row.get("provenance"):
+        parts.append(f"<p class=muted>How it was made: {esc(winner_row['provenance'])}</p>")
+    if result.get("best_path"):
+        parts.append(f"<p class=muted>Weights written to <code>{esc(result['best_path'])}</code>.</p>")
+    return [*parts, "</div>"]
+
+
+def _made_and_provenance(result: dict[str, Any]) -> list[str]:
+    parts = [("<h2>How each candidate was made</h2><table><tr><th class=l>candidate</th><th class=l>recipe</th>"
+             "<th class=l>key</th></tr>")]
+    parts += [f"<tr><td class=l>{esc(c['name'])}</td><td class=l>{esc(c.get('provenance') or '–')}</td>"
+              f"<td class=l><code>{esc((c.get('key') or '')[:16])}</code></td></tr>" for c in result["candidates"]]
+    parts.append("</table>")
+    prov = result.get("provenance") or {}
+    items = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in prov.items() if v is not None)
+    return [*parts, f"<h2>Provenance</h2><ul class=muted>{items}</ul>"]
+
+
+def render_sweep_report(result: dict[str, Any]) -> str:
+    """The sweep report as a complete HTML document (from `SweepResult.to_dict()`)."""
+    direction = "higher is better" if result.get("higher_is_better", True) else "lower is better"
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>mergeval sweep: {esc(result['name'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>Merge sweep: {esc(result['name'])}</h1>",
-        (
-            f"<p class=muted>{len(result['candidates'])} candidates, {len(result['parents'])} parent/base "
-            f"models; objective: mean of {esc(', '.join(result['objective']))}; benchmarks: "
-            f"{esc(', '.join(result['benchmarks']))}. {esc(result['provenance'].get('label') or '')}</p>"
-        ),
+        (f"<p class=muted>{len(result['candidates'])} candidates, {len(result['parents'])} parent/base "
+        f"models; objective: mean of {esc(', '.join(result['objective']))} ({direction}); benchmarks: "
+        f"{esc(', '.join(result['benchmarks']))}. {esc(result['provenance'].get('label') or '')}</p>"),
+        *_verdict(result),
+        *(f"<div class=warn>{esc(warning)}</div>" for warning in result["warnings"]),
+        ("<h2>Ranking</h2><p class=muted>Ranked by the objective on the selection items; the report "
+        "columns are the items the ranking did not see. Scores are on each benchmark's report scale.</p>"),
+        _table(result),
     ]
-    parts.append("<div class=verdict>")
-    if winner_row:
-        parts.append(
-            f"<p>Winner (chosen on {result['selection_items']} selection items): <b>{esc(winner)}</b>. On "
-            f"the {result['report_items']} report items it was not chosen on, its objective is "
-            f"<b>{_num(winner_row['objective_report'])}</b> (selection items: "
-            f"{_num(winner_row['objective_selection'])}).</p><ul>"
-        )
-        parts.append(_comparison_text(result["vs_runner_up"], "runner-up"))
-        parts.append(_comparison_text(result["vs_best_parent"], "best parent"))
-        parts.append("</ul>")
-        if winner_row.get("provenance"):
-            parts.append(f"<p class=muted>How it was made: {esc(winner_row['provenance'])}</p>")
-        if result.get("best_path"):
-            parts.append(f"<p class=muted>Weights written to <code>{esc(result['best_path'])}</code>.</p>")
-    else:
-        parts.append("<p>No candidate could be scored.</p>")
-    parts.append("</div>")
-    for warning in result["warnings"]:
-        parts.append(f"<div class=warn>{esc(warning)}</div>")
-    parts.append(
-        "<h2>Ranking</h2><p class=muted>Ranked by the objective on the selection items; the report "
-        "columns are the items the ranking did not see. Scores are 0-100.</p>"
-    )
-    parts.append(_table(result))
-    pareto = pareto_plot(result)
-    plots = parameter_plots(result)
+    pareto, plots = pareto_plot(result), parameter_plots(result)
     if pareto or plots:
-        parts.append(
-            "<h2>Trade-offs</h2><p class=muted>Pareto front: the models no other model matches or beats "
-            "on every benchmark (selection items).</p><div class=plots>"
-        )
-        parts += [pareto, *plots]
-        parts.append("</div>")
-    parts.append(
-        "<h2>How each candidate was made</h2><table><tr><th class=l>candidate</th><th class=l>recipe</th>"
-        "<th class=l>key</th></tr>"
-    )
-    for c in result["candidates"]:
-        parts.append(
-            f"<tr><td class=l>{esc(c['name'])}</td><td class=l>{esc(c.get('provenance') or '–')}</td>"
-            f"<td class=l><code>{esc((c.get('key') or '')[:16])}</code></td></tr>"
-        )
-    parts.append("</table>")
-    prov = result.get("provenance") or {}
-    parts.append(
-        "<h2>Provenance</h2><ul class=muted>"
-        + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in prov.items() if v is not None)
-        + "</ul>"
-    )
-    parts.append("</body></html>")
+        parts += [("<h2>Trade-offs</h2><p class=muted>Pareto front: the models no other model matches or beats "
+                  "on every benchmark (selection items).</p><div class=plots>"), pareto, *plots, "</div>"]
+    parts += [*_made_and_provenance(result), "</body></html>"]
     return "\n".join(parts)
 
 

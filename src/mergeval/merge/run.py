@@ -10,6 +10,7 @@ fingerprints) is written to the store's `merges` table and, for people reading t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mergeval.errors import UserError
-from mergeval.merge._checks import check_disk_space, check_recipe, estimate_output_bytes
+from mergeval.merge.preflight import check_disk_space, check_recipe, estimate_output_bytes
 from mergeval.merge.recipe import MergeRecipe, load_recipe, mergekit_version
 from mergeval.models import ModelRef, resolve
 from mergeval.store import DEFAULT_STORE, Store
@@ -113,6 +114,29 @@ def _run_mergekit(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, la
         raise translate_mergekit_error(exc, recipe) from exc
 
 
+def _merge_into(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, lazy_unpickle: bool) -> None:
+    """mergekit writes into `<out>.partial`, renamed to `out` when complete (a killed merge leaves no `out`)."""
+    partial = out_path.with_name(out_path.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_mergekit(recipe, partial, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out_path.exists():
+        shutil.rmtree(out_path)
+    partial.rename(out_path)
+
+
+def _write_provenance_file(model: ModelRef, recipe: MergeRecipe, out_path: Path) -> None:
+    """How the folder was made, next to its weights (read back when the merge is found again)."""
+    data = {"fingerprint": model.fingerprint, "merge_key": recipe.key, **provenance(recipe, out_path),
+            "parent_names": {ref.fingerprint: ref.name for ref in recipe.parents.values()}}
+    (out_path / PROVENANCE_FILE).write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
 def merge(
     config: str | Path | dict[str, Any] | MergeRecipe,
     out: str | Path,
@@ -138,41 +162,13 @@ def merge(
     check_recipe(recipe, allow_crimes=allow_crimes)
     check_disk_space(out_path, estimate_output_bytes(recipe))
 
-    partial = out_path.with_name(out_path.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    try:
-        _run_mergekit(recipe, partial, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if out_path.exists():
-        shutil.rmtree(out_path)
-    partial.rename(out_path)
+    _merge_into(recipe, out_path, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle)
     seconds = time.perf_counter() - started
-
     model = resolve(out_path, name=name or out_path.name)
-    (out_path / PROVENANCE_FILE).write_text(
-        json.dumps(
-            {
-                "fingerprint": model.fingerprint,
-                "merge_key": recipe.key,
-                **provenance(recipe, out_path),
-                "parent_names": {ref.fingerprint: ref.name for ref in recipe.parents.values()},
-            },
-            indent=2,
-            sort_keys=True,
-            default=str,
-        )
-    )
+    _write_provenance_file(model, recipe, out_path)
     if store is not None:
-        own = not isinstance(store, Store)
-        db = Store(store) if own else store
-        try:
+        with contextlib.ExitStack() as stack:
+            db = store if isinstance(store, Store) else stack.enter_context(Store(store))
             record(db, model, recipe, out_path)
-        finally:
-            if own:
-                db.close()
     return MergeResult(model=model, recipe=recipe, output_path=out_path, seconds=seconds)

@@ -6,8 +6,9 @@ it: with many candidates, one of them is lucky on those items. So every task's i
 numbers, and the significance tests (winner vs runner-up, winner vs best parent), are computed on. The split
 is deterministic and the same for every model, so all comparisons stay paired.
 
-Scores here are on the 0-100 scale, like `mergeval.evaluate`: a benchmark's score is the mean over its
-tasks of the task's mean item score; an objective is the mean of the chosen benchmarks' scores.
+Scores here are on each benchmark's report scale (0-100 for accuracies, like `mergeval.evaluate`): a
+benchmark's score is the mean over its tasks of the task's mean item score; an objective is the mean of the
+chosen benchmarks' scores (which share a direction and a scale).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mergeval.analysis.stats import compare_many, paired_comparison
 from mergeval.errors import UserError
 
 # (benchmark, task, item id): one scored item of one task
@@ -60,19 +62,22 @@ class SplitPlan:
         return {k: v for k, v in scores.items() if self.keep(k, split)}
 
 
-def benchmark_scores(scores: Mapping[ItemKey, float]) -> dict[str, float]:
-    """Per benchmark: the mean over its tasks of the task's mean item score, x100."""
+def benchmark_scores(scores: Mapping[ItemKey, float], scales: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Per benchmark: the mean over its tasks of the task's mean item score, times the benchmark's scale (its
+    MetricSpec's: 100 for 0/1 accuracies, 1 for scores already on their report scale)."""
     by_task: dict[tuple[str, str], list[float]] = {}
     for (bench, task, _), value in scores.items():
         by_task.setdefault((bench, task), []).append(value)
     by_bench: dict[str, list[float]] = {}
     for (bench, _), values in by_task.items():
         by_bench.setdefault(bench, []).append(statistics.fmean(values))
-    return {bench: 100 * statistics.fmean(means) for bench, means in by_bench.items()}
+    scales = scales or {}
+    return {bench: scales.get(bench, 100.0) * statistics.fmean(means) for bench, means in by_bench.items()}
 
 
-def objective_value(scores: Mapping[ItemKey, float], benchmarks: Sequence[str]) -> float | None:
-    per_bench = benchmark_scores(scores)
+def objective_value(scores: Mapping[ItemKey, float], benchmarks: Sequence[str],
+                    scales: Mapping[str, float] | None = None) -> float | None:
+    per_bench = benchmark_scores(scores, scales)
     if any(b not in per_bench for b in benchmarks):
         return None
     return statistics.fmean(per_bench[b] for b in benchmarks)
@@ -107,8 +112,6 @@ def paired_objective(
 
     Items are stratified by benchmark with a macro mean, so the compared statistic is exactly the objective
     when every benchmark has one task (several tasks in one benchmark are pooled inside it)."""
-    from mergeval.compare import paired_comparison
-
     keep = set(benchmarks)
     a_items = {f"{k[1]}/{k[2]}": v for k, v in a.items() if k[0] in keep}
     b_items = {f"{k[1]}/{k[2]}": v for k, v in b.items() if k[0] in keep}
@@ -123,8 +126,6 @@ def per_benchmark_comparison(
     a: Mapping[ItemKey, float], b: Mapping[ItemKey, float], *, alpha: float = 0.05, seed: int = 0
 ):
     """`compare_many` over benchmarks (Holm-adjusted): where is a better or worse than b?"""
-    from mergeval.compare import compare_many
-
     def by_bench(scores: Mapping[ItemKey, float]) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for (bench, task, item), value in scores.items():

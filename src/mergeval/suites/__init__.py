@@ -7,12 +7,14 @@ aggregated over its tasks. Users' own lm-eval tasks become an ad-hoc suite (`Sui
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mergeval.core.check import Band
 from mergeval.errors import UserError
 
 SUITES_DIR = Path(__file__).parent
@@ -31,7 +33,14 @@ class Benchmark(BaseModel):
     num_fewshot: int | None = None  # None: the task's own default
     metric: str = "acc"
     filter: str = "none"
-    aggregate: str = "task_mean"  # the benchmark score = unweighted mean of its tasks' scores
+    aggregate: Literal["task_mean", "item_mean"] = "task_mean"  # unweighted mean of tasks | size-weighted
+    # -- Open LLM Leaderboard v2 (see leaderboard_v2.yaml and mergeval.suites.normalization) --
+    metrics: list[str] = Field(default_factory=list)  # the task score = mean of these metrics (IFEval)
+    num_choices: int | dict[str, int] | None = None  # normalise: per benchmark, or per subject; 0 = generative
+    normalize_per_task: bool = False  # normalise each task, then average (BBH, MuSR)
+    requires: list[str] = Field(default_factory=list)  # pip requirements of the tasks' scoring code
+    nltk_resources: list[str] = Field(default_factory=list)  # nltk data the scoring code needs
+    gated_dataset: str | None = None  # hub dataset behind terms: missing data = "not evaluated", not an error
 
     @model_validator(mode="after")
     def _expand(self) -> Benchmark:
@@ -41,7 +50,21 @@ class Benchmark(BaseModel):
             ]
         if not self.tasks:
             raise ValueError(f"benchmark {self.name!r} lists no tasks")
+        if isinstance(self.num_choices, dict):
+            missing = [t for t in self.tasks if self.subject_of(t) not in self.num_choices]
+            if missing:
+                raise ValueError(f"benchmark {self.name!r} has no num_choices for {', '.join(missing)}")
         return self
+
+    @property
+    def normalized(self) -> bool:
+        """Scored on the leaderboard-v2 scale (0 = random guessing), with the raw score kept beside it."""
+        return self.num_choices is not None
+
+    def num_choices_of(self, task: str) -> int:
+        if isinstance(self.num_choices, dict):
+            return self.num_choices[self.subject_of(task)]
+        return int(self.num_choices or 0)
 
     @property
     def metric_key(self) -> str:
@@ -62,6 +85,15 @@ class Benchmark(BaseModel):
         return task
 
 
+class AverageBand(BaseModel):
+    """A quality label for the suite's Average: below `below` (the last band: everything above the others)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    below: float | None = None
+    label: str
+
+
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +106,9 @@ class Suite(BaseModel):
     data_root: str | None = None  # bundled hub-layout data, relative to the suite file
     benchmarks: list[Benchmark]
     datasets: list[str] = Field(default_factory=list)
+    normalized: bool = False  # the Average is over normalised scores (leaderboard v2)
+    nltk_data: list[str] = Field(default_factory=list)  # nltk packages `mergeval data pull` fetches
+    average_bands: list[AverageBand] = Field(default_factory=list)  # labels for the Average of all benchmarks
     source: Path | None = None
 
     @property
@@ -96,14 +131,30 @@ class Suite(BaseModel):
         paths += [base / d for d in self.task_dirs]
         return paths
 
+    def bands(self) -> tuple[Band, ...]:
+        """`average_bands` as [low, high) bands: each from the previous band's bound to its own."""
+        bands, low = [], float("-inf")
+        for band in self.average_bands:
+            high = float("inf") if band.below is None else band.below
+            bands.append(Band(low, high, band.label))
+            low = high
+        return tuple(bands)
+
     def bundled_data_root(self) -> Path | None:
         if not self.data_root:
             return None
         base = self.source.parent if self.source else SUITES_DIR
         return base / self.data_root
 
+    def selects(self, selector: str) -> bool:
+        """Whether `selector` names a benchmark (by name or display name) or an lm-eval task of this suite."""
+        return any(selector.lower() in (b.name.lower(), b.display.lower()) or selector in b.tasks
+                   for b in self.benchmarks)
+
     def subset(self, selectors: list[str]) -> Suite:
-        """Keep the benchmarks (by name or display name) or single tasks named in `selectors`."""
+        """Keep the benchmarks (by name or display name) or single tasks named in `selectors`.
+
+        Pure data (no lm-eval import): unknown names fail at once, naming the bundled suite that has them."""
         keep: list[Benchmark] = []
         unknown = []
         for sel in selectors:
@@ -115,16 +166,29 @@ class Suite(BaseModel):
             if owners:
                 b = owners[0]
                 keep.append(b.model_copy(update={"tasks": [sel], "task_pattern": None, "name": sel,
-                                                 "display": sel if len(b.tasks) > 1 else b.display}))
+                                                 "display": sel if len(b.tasks) > 1 else b.display,
+                                                 "num_choices": b.num_choices_of(sel) if b.normalized else None}))
                 continue
             unknown.append(sel)
         if unknown:
-            names = ", ".join(b.name for b in self.benchmarks)
-            raise UserError(
-                f"Unknown task {', '.join(map(repr, unknown))} for suite {self.name}. Choose from: {names} "
-                "(or a single lm-eval task of the suite, e.g. mmlu_anatomy)."
-            )
+            raise UserError(self._unknown_tasks_message(unknown))
         return self.model_copy(update={"benchmarks": keep})
+
+    def _unknown_tasks_message(self, unknown: list[str]) -> str:
+        quoted = ", ".join(map(repr, unknown))
+        homes = set()
+        for name, path in available_suites().items():
+            if name != self.name and all(_load_file(path).selects(sel) for sel in unknown):
+                homes.add(name)
+        names = ", ".join(b.name for b in self.benchmarks)
+        if homes:
+            home = min(homes)
+            verb = "is" if len(unknown) == 1 else "are"
+            return f"{quoted} {verb} in the {home} suite, not in {self.name} ({names}): add --suite {home}."
+        multi = [b for b in self.benchmarks if len(b.tasks) > 1]
+        example = f", e.g. {multi[0].tasks[0]}" if multi else ""
+        return (f"Unknown task {quoted} for suite {self.name}. Choose from: {names} (or a single lm-eval task of the "
+                f"suite{example}).")
 
     @classmethod
     def from_task_names(cls, names: list[str], *, include_paths: list[str] | None = None,
@@ -142,7 +206,7 @@ class Suite(BaseModel):
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_file(path: Path) -> Suite:
     data = yaml.safe_load(path.read_text())
     return Suite(**data, source=path)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
+from mergeval.models import cache_dir
 from mergeval.suites.demo_skills import (
     arithmetic_items,
     arithmetic_prompt,
@@ -38,6 +39,7 @@ from mergeval.suites.demo_skills import (
     capital_prompt,
     data_fingerprint,
 )
+from mergeval.tiny import train_tokenizer
 
 TRAINING_CODE_VERSION = 2  # bump when the training code changes what a recipe produces
 Example = tuple[str, str]  # (prompt, answer): the loss is on " answer<eos>"
@@ -142,11 +144,6 @@ def capitals_example(rng: random.Random) -> Example:
 def build_tokenizer(vocab_size: int):
     """A byte-level BPE tokenizer trained on the demo's own text, with digits always split one by one (every
     number is spelled the same way), and a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from mergeval.testing import CHAT_TEMPLATE
-
     rng = random.Random(0)
     corpus = [
         prompt + " " + answer
@@ -157,27 +154,7 @@ def build_tokenizer(vocab_size: int):
         ]
     ]
     corpus += ["Hello, how are you? The capital of France is Paris. Once upon a time, a model was merged."]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return train_tokenizer(corpus, vocab_size, split_digits=True)
 
 
 def _new_model(recipe: TrainingRecipe, tokenizer):
@@ -295,8 +272,6 @@ def demo_models(
 ) -> DemoModels:
     """The demo's base and two parents, trained once per recipe and cached."""
     from transformers import AutoModelForCausalLM
-
-    from mergeval.models import cache_dir
 
     recipe = recipe or TrainingRecipe()
     root = (cache_root or cache_dir() / "demo") / recipe.key

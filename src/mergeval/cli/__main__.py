@@ -1,0 +1,5 @@
+"""`python -m mergeval.cli`: the same as the `mergeval` command."""
+
+from mergeval.cli import main
+
+main()

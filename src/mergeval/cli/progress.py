@@ -1,0 +1,93 @@
+"""Progress drawn with rich: one bar per (model, task), ETA included, on stderr.
+
+`progress_display()` yields a `mergeval.core.Progress` (the runner's protocol). The display starts with the
+first bar, so a command that fails before any work prints only its error, and only on a terminal. `rich_progress()` is the same
+display behind the lm-eval harness's older callbacks (`TaskProgress`), for the code that still uses them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mergeval.cli.options import err_console
+from mergeval.engines.lmeval.harness import TaskProgress
+
+
+def _bars() -> Progress:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    return Progress(*columns, console=err_console, transient=False)
+
+
+class RichProgress:
+    """The core progress protocol on a rich display: a bar per key, messages printed above the bars."""
+
+    def __init__(self, bars: Progress):
+        self._bars = bars
+        self._ids: dict[str, tuple[int, str]] = {}  # key -> (rich task id, description)
+
+    def start(self, key: str, description: str, total: int | None) -> None:
+        # Bars only on a terminal: redirected, a display would print its last frame among the results.
+        if not self._bars.live.is_started and self._bars.console.is_terminal:
+            self._bars.start()
+        shown = escape(description)
+        self._ids[key] = (self._bars.add_task(shown, total=total), shown)
+
+    def advance(self, key: str, n: int = 1) -> None:
+        if key in self._ids:
+            self._bars.advance(self._ids[key][0], n)
+
+    def describe(self, key: str, description: str) -> None:
+        """New text for a bar (the Ray executor's per-model shard counts)."""
+        if key in self._ids:
+            task_id, _ = self._ids[key]
+            shown = escape(description)
+            self._ids[key] = (task_id, shown)
+            self._bars.update(task_id, description=shown)
+
+    def finish(self, key: str, status: str = "done") -> None:
+        task_id, shown = self._ids.pop(key, (None, ""))
+        if task_id is not None and status != "done":
+            self._bars.update(task_id, description=f"{shown} [dim]({status})[/dim]")
+
+    def say(self, message: str) -> None:
+        (self._bars.console if self._bars.live.is_started else err_console).print(
+            f"[dim]{escape(message)}[/dim]", soft_wrap=True
+        )
+
+
+@contextmanager
+def progress_display() -> Iterator[RichProgress]:
+    bars = _bars()
+    try:
+        yield RichProgress(bars)
+    finally:
+        if bars.live.is_started:
+            bars.stop()
+
+
+@contextmanager
+def rich_progress() -> Iterator[TaskProgress]:
+    """The display behind the harness's TaskProgress callbacks (start(model, task, total), advance(n))."""
+    with progress_display() as progress:
+        current: dict[str, str] = {}
+        bars = itertools.count()
+
+        def start(model: str, task: str, total: int) -> None:
+            current["key"] = f"bar-{next(bars)}"
+            progress.start(current["key"], f"{model} · {task}", total)
+
+        yield TaskProgress(start=start, advance=lambda n: progress.advance(current.get("key", ""), n),
+                           done=lambda: None)

@@ -1,0 +1,1 @@
+"""The machinery checks call; engines know nothing of plans, stores or reports."""
