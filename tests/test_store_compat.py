@@ -3,13 +3,10 @@ evaluated; the judge is not even running) gives the numbers that version reporte
 tests/fixtures/store_v1/ (make_store.py)."""
 
 import json
-import shutil
-from pathlib import Path
 
 from mergeval.analysis import compare_plan
-from mergeval.testing import make_tiny_llama
+from store_v1 import FIXTURE, copy_store_v1
 
-FIXTURE = Path(__file__).parent / "fixtures" / "store_v1"
 SAME = ("scores", "averages", "subjects", "comparisons", "retention", "regressions", "sanity", "facts",
         "bands", "verdict", "missing", "benchmarks")
 
@@ -20,12 +17,7 @@ def _gates(report):
 
 
 def test_an_old_store_gives_the_same_comparison(tmp_path):
-    for f in FIXTURE.iterdir():
-        if f.suffix in (".yaml", ".jsonl", ".db"):
-            shutil.copy(f, tmp_path / f.name)
-    for name, seed in (("merged", 11), ("parent-a", 12), ("parent-b", 13)):  # as make_store.py made them
-        make_tiny_llama(tmp_path / "models" / name, seed=seed)
-    plan = tmp_path / "plan.yaml"
+    plan = copy_store_v1(tmp_path)
     store = tmp_path / "mergeval.db"
     before = json.loads((FIXTURE / "report.json").read_text())
     after = json.loads(compare_plan(plan, store=store).to_json())  # the report.json this version writes

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -17,20 +15,13 @@ import pytest
 from mergeval.analysis import compare_plan
 from mergeval.render import render_html, render_markdown
 from mergeval.report import SCHEMA_FILE, json_schema_text
-from mergeval.testing import make_tiny_llama
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1"
+from store_v1 import FIXTURE, copy_store_v1
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("store_v1")
-    for f in FIXTURE.iterdir():
-        if f.suffix in (".yaml", ".jsonl", ".db"):
-            shutil.copy(f, root / f.name)
-    for name, seed in (("merged", 11), ("parent-a", 12), ("parent-b", 13)):  # as make_store.py made them
-        make_tiny_llama(root / "models" / name, seed=seed)
-    return compare_plan(root / "plan.yaml", store=root / "mergeval.db")
+    return compare_plan(copy_store_v1(root), store=root / "mergeval.db")
 
 
 def _with_retention(report, mark: float):
