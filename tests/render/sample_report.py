@@ -554,3 +554,137 @@ def build_five_model_report() -> dict:
     report["provenance"]["models"][FIFTH_MODEL] = {"fingerprint": "sha256:0b5c7e2f9a1d3c44", "dtype": "bfloat16",
                                                    "chat_template_hash": None}
     return report
+
+
+# --------------------------------------------------------------------------------------------------
+# A wide report: 16 benchmarks x 6 models, two candidates
+# --------------------------------------------------------------------------------------------------
+
+WIDE_CANDIDATES = ("NousResearch/Nous-Hermes-2-Mistral-7B-DPO-ties-merge", "hermes-neural-dare-linear-7b")
+WIDE_PARENTS = (PARENT_A, PARENT_B)
+WIDE_BASE = "mistralai/Mistral-7B-v0.1"
+WIDE_BASELINE = "HuggingFaceH4/zephyr-7b-beta"
+# (name, display, metric key, kind): twelve lm-eval benchmarks of the primary suite, four other checks
+_WIDE_BENCHMARKS = [
+    ("arc", "ARC", "acc_norm,none", "lm-eval"),
+    ("hellaswag", "HellaSwag", "acc_norm,none", "lm-eval"),
+    ("mmlu", "MMLU", "acc,none", "lm-eval"),
+    ("truthfulqa", "TruthfulQA", "acc,none", "lm-eval"),
+    ("winogrande", "Winogrande", "acc,none", "lm-eval"),
+    ("gsm8k", "GSM8K", "exact_match,strict-match", "lm-eval"),
+    ("bbh", "BBH", "acc_norm,none", "lm-eval"),
+    ("gpqa", "GPQA", "acc_norm,none", "lm-eval"),
+    ("ifeval", "IFEval", "prompt_level_strict_acc,none", "lm-eval"),
+    ("math_hard", "MATH Lvl 5", "exact_match,none", "lm-eval"),
+    ("mmlu_pro", "MMLU-Pro", "acc,none", "lm-eval"),
+    ("musr", "MuSR", "acc_norm,none", "lm-eval"),
+    ("humaneval", "HumanEval", "pass@1", "humaneval"),
+    ("mtbench", "MT-Bench", "score", "mtbench"),
+    ("bleu", "BLEU (de-en)", "bleu", "bleu"),
+    ("consistency", "Consistency", "consistent", "consistency"),
+]
+
+
+def build_wide_report() -> dict:
+    """16 benchmarks (12 of the primary suite, 4 other checks) x 6 models (2 candidates, 2 parents, a base, a
+    baseline), 96 paired comparisons, 16 gates. The Average covers the 12 suite benchmarks only; one
+    comparison has no differing item (MDD undefined); one candidate lands above its parents' range."""
+    rng = random.Random(1366)
+    models = [*WIDE_CANDIDATES, *WIDE_PARENTS, WIDE_BASE, WIDE_BASELINE]
+    roles = ["candidate", "candidate", "parent", "parent", "base", "baseline"]
+    n_target = 500
+    level = {b: rng.uniform(30, 80) for b, *_ in _WIDE_BENCHMARKS}  # benchmarks differ far more than models
+    values = {m: {b: round(level[b] + rng.gauss(0, 3), 2) for b, *_ in _WIDE_BENCHMARKS} for m in models}
+    suite = [b for b, *_rest, kind in _WIDE_BENCHMARKS if kind == "lm-eval"]
+    # the first candidate beats both parents on ARC (an improvement, above the parents' range)
+    values[WIDE_CANDIDATES[0]]["arc"] = max(values[p]["arc"] for p in WIDE_PARENTS) + 4.0
+    # the second candidate answers every MuSR item like the first parent
+    values[WIDE_CANDIDATES[1]]["musr"] = values[WIDE_PARENTS[0]]["musr"]
+    scores = {m: {b: _score(values[m][b], n_target, n_target) for b, *_ in _WIDE_BENCHMARKS} for m in models}
+    averages = {m: round(mean(values[m][b] for b in suite), 2) for m in models}
+
+    comparisons = []
+    for cand in WIDE_CANDIDATES:
+        for ref, role in ((WIDE_PARENTS[0], "parent"), (WIDE_PARENTS[1], "parent"), (WIDE_BASE, "base")):
+            rows = []
+            for b, *_ in _WIDE_BENCHMARKS:
+                diff = round(values[cand][b] - values[ref][b], 2)
+                same = diff == 0
+                se = 0.0 if same else 1.6
+                p_value = 1.0 if same else 2 * (1 - NormalDist().cdf(abs(diff) / se))
+                rows.append({
+                    "candidate": cand, "reference": ref, "reference_role": role, "benchmark": b,
+                    "candidate_value": values[cand][b], "reference_value": values[ref][b], "diff": diff,
+                    "ci_low": round(diff - 1.96 * se, 2), "ci_high": round(diff + 1.96 * se, 2),
+                    "p_value": p_value, "test": "mcnemar", "n_paired": n_target, "n_missing": 0,
+                    "mdd": round(2.8 * se, 2),
+                })
+            for row, adjusted in zip(rows, _holm([r["p_value"] for r in rows]), strict=True):
+                row["p_adjusted"] = adjusted
+                row["significant"] = adjusted < 0.05
+            comparisons += rows
+
+    retention = []
+    for cand in WIDE_CANDIDATES:
+        for b in [*suite, "average"]:
+            merged = averages[cand] if b == "average" else values[cand][b]
+            parents = {p: (averages[p] if b == "average" else values[p][b]) for p in WIDE_PARENTS}
+            lo, hi = min(parents.values()), max(parents.values())
+            retention.append({
+                "candidate": cand, "benchmark": b, "vs_mean_parents": merged / mean(parents.values()),
+                "vs_best_parent": merged / hi, "per_parent": {p: merged / v for p, v in parents.items()},
+                "expected_range": [lo, hi], "within_range": lo <= merged <= hi, "summary": "",
+            })
+
+    gates = []
+    for cand in WIDE_CANDIDATES:
+        kept = next(r["vs_mean_parents"] for r in retention if r["candidate"] == cand and r["benchmark"] == "average")
+        parent_min = min(averages[p] for p in WIDE_PARENTS)
+        for label, description, status, value, threshold in (
+            ("average >= min(parents)", "a measured number against a threshold",
+             "pass" if averages[cand] >= parent_min else "fail", averages[cand], parent_min),
+            ("retention >= 95%", "merged score / parents' score (capability retention)",
+             "pass" if kept >= 0.95 else "fail", kept, 0.95),
+            ("gsm8k >= mean(parents) * 1.02", "a measured number against a threshold", "fail",
+             values[cand]["gsm8k"], round(mean(values[p]["gsm8k"] for p in WIDE_PARENTS) * 1.02, 2)),
+            ("no regressions on gsm8k, truthfulqa", "no critical benchmark below min(parents) x (1 - tolerance)",
+             "fail", 1, 0),
+            ("mtbench >= 7", "a measured number against a threshold", "not evaluated", None, 7),
+            ("sanity checks pass", "generation and weight sanity checks all pass", "pass", "4/4 passed", "4/4"),
+            ("manual testing signed off", "manual testing on diverse prompts, signed off by a person",
+             "not evaluated", None, None),
+            ("humaneval >= 30", "a measured number against a threshold", "pass", 31.7, 30.0),
+        ):
+            gates.append({"name": f"{cand}: {label}", "description": description, "status": status,
+                          "value": value, "threshold": threshold, "detail": f"{label}: {status}",
+                          "candidate": cand})
+
+    return {
+        "schema": "mergeval.report/1",
+        "title": "Two merges of two Mistral fine-tunes",
+        "generated_at": "2026-12-03T19:00:00+00:00",
+        "mergeval_version": "0.1.0",
+        "suite": {"name": "leaderboard-mix", "label": "twelve leaderboard benchmarks"},
+        "models": [
+            {"name": m, "role": r, "fingerprint": f"sha256:{i:016x}", "reference": f"hf:{m}",
+             "merge": {"method": "ties", "parents": list(WIDE_PARENTS)} if r == "candidate" else None}
+            for i, (m, r) in enumerate(zip(models, roles, strict=True))
+        ],
+        "benchmarks": [
+            {"name": b, "display": d, "metric_key": k, "higher_is_better": True, "kind": kind}
+            for b, d, k, kind in _WIDE_BENCHMARKS
+        ],
+        "scores": scores,
+        "averages": averages,
+        "comparisons": comparisons,
+        "retention": retention,
+        "gates": gates,
+        "verdict": {"status": "fail", "exit_code": 1, "summary": "FAIL: gates failed for both candidates"},
+        "provenance": {
+            "lm_eval_version": "0.4.13",
+            "average_of": suite,
+            "settings": {"backend": None, "device": None, "retention": 0.95},
+            "models": {m: {"fingerprint": f"sha256:{i:016x}", "dtype": "bfloat16", "backend": "HFLM",
+                           "device": "cuda:0"} for i, m in enumerate(models)},
+        },
+    }

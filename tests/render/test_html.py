@@ -63,14 +63,14 @@ def test_best_value_per_column_is_marked():
         b["name"]: max(report["scores"][n][b["name"]]["value"] for n in names) for b in report["benchmarks"]
     }
     best_average = max(report["averages"].values())
-    expected = []  # in page order: row by row, the average cell last in its row
+    expected = []  # in page order: row by row, the Average cell first in its row
     for name in names:
+        expected += [f"{best_average:.2f}"] if report["averages"][name] == best_average else []
         expected += [
             f"{best[b['name']]:.2f}"
             for b in report["benchmarks"]
             if report["scores"][name][b["name"]]["value"] == best[b["name"]]
         ]
-        expected += [f"{best_average:.2f}"] if report["averages"][name] == best_average else []
     assert _cells(render_html(report), "best") == expected
     assert len(expected) == 7
 
@@ -117,16 +117,26 @@ def test_gates_show_status_value_threshold_and_not_evaluated():
     assert html.count('class="gate gate-fail"') == statuses.count("fail") == 1
     assert html.count('class="gate gate-na"') == statuses.count("not evaluated") == 4
     assert "5 pass · 1 fail · 4 not evaluated" in html
-    assert "value <b>1 (GSM8K)</b>" in html and "threshold <b>0</b>" in html
-    assert "value <b>68.04</b>" in html
+    # each card leads with the gate as written and its number against the threshold
+    assert '<code class="gate-written">no_critical_regressions</code>' in html
+    assert '<b class="gate-value">1 (GSM8K)</b> <span class="gate-result">✗</span>' in html
+    assert "threshold <b>0</b>" in html and '<b class="gate-value">68.04</b>' in html
+    # failed first, then not evaluated, then passed
+    marks = re.findall(r'<li class="gate gate-(\w+)">', html)
+    assert marks == ["fail"] + ["na"] * 4 + ["pass"] * 5
 
 
 def test_statistics_regressions_retention_and_provenance_sections():
     report = build_sample_report()
     html = render_html(report)
-    # One group per reference, Holm-adjusted p-values, the partial pairing of the baseline's GSM8K.
-    assert html.count('class="group-head"') == 3
-    assert "3 of 6 differences significant" in html
+    # One fold for the candidate; inside, per reference (a Holm family), the significant rows, the rest behind
+    # "show all"; the partial pairing of the baseline's GSM8K.
+    significant = sum(c["significant"] for c in report["comparisons"])
+    assert 0 < significant < 18  # some, not all
+    assert f"{significant} of 18 differences significant" in html
+    assert f"show all: {18 - significant} more, not significant" in html
+    shown = html.split('<details class="fold show-all">', 1)[0]
+    assert shown.split('id="statistics"')[1].count('<span class="status status-') == significant
     assert "−659" in html  # 1319 - 660 items without a pair
     # GSM8K is the one regression; its verdict badge is red.
     assert html.count('<span class="status status-fail">regression</span>') == 1
@@ -368,7 +378,7 @@ def test_five_models_fit_a_laptop_screen_in_headless_chromium(tmp_path):
         assert page.problems.all() == []
     assert fit["page"][0] <= fit["page"][1], fit
     assert fit["scrolled"] == [] and fit["cut"] == [], fit
-    assert fit["headers"][-2].startswith("GSM8K") and fit["headers"][-1] == "Average"
+    assert fit["headers"][1] == "Average" and fit["headers"][-1].startswith("GSM8K")
     assert fit["tables"] >= 8  # the scores, by-category, all-subjects, statistics, ... tables were measured
     assert FIFTH_MODEL in render_html(report)
 

@@ -36,8 +36,31 @@ from markupsafe import Markup
 from mergeval.core.check import Band, MetricSpec
 from mergeval.errors import UserError
 from mergeval.render import _svg_charts as charts
-from mergeval.render.tables import band_columns
-from mergeval.report import AVERAGE_BAND, BenchmarkEntry, ModelEntry, Report, ScoreEntry
+from mergeval.render.tables import (
+    NO_MDD_REASON,
+    average_covers,
+    average_members,
+    band_columns,
+    benchmark_groups,
+    family_of,
+    gate_as_written,
+    gate_figures,
+    gate_groups,
+    nothing_differs,
+    range_good,
+    range_position,
+    recorded_runtime,
+)
+from mergeval.report import (
+    AVERAGE_BAND,
+    FAIL,
+    NOT_EVALUATED,
+    PASS,
+    BenchmarkEntry,
+    ModelEntry,
+    Report,
+    ScoreEntry,
+)
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _NA = "-"
@@ -217,6 +240,7 @@ class _View:
         self.suite_label = suite.label or suite.name
         self.suite_note = suite.note
         self.average_note = suite.average_note
+        self.average_covers = average_covers(report)
         # The plan's thresholds, as the report states them (one setting, one reader: mergeval.report.Report).
         self.retention_mark = f"{report.retention_mark:.0%}"
         self.point_factor = f"{1 - report.tolerance:.2f}"
@@ -232,10 +256,12 @@ class _View:
         self.verdict = self._verdict()
         self.gates = self._gates()
         self.gate_counts = {s: sum(g["status"] == s for g in self.gates) for s in ("pass", "fail", "not evaluated")}
-        self.table = self._table()
+        self.gate_groups = self._gate_groups()
+        self.tables = self._tables()
         self.charts = self._charts()
         self.subject_charts = self._subject_delta_charts()
         self.comparison_groups = self._comparison_groups()
+        self.stat_groups = self._stat_groups()
         self.regression_rows = self._regression_rows()
         self.retention_rows, self.retention_summaries = self._retention()
         self.subject_tables = self._subject_tables()
@@ -285,20 +311,54 @@ class _View:
         }
 
     def _gates(self) -> list[dict]:
-        return [
-            {
-                "name": g.name,
-                "description": g.description or g.name,
-                "status": g.status,
-                "css": {"pass": "pass", "fail": "fail"}.get(g.status, "na"),
-                "value": _fmt_any(g.value),
-                "threshold": _fmt_any(g.threshold),
-                "detail": g.detail,
-            }
-            for g in self.report.gates
-        ]
+        return [self._gate(g) for g in self.report.gates]
+
+    @staticmethod
+    def _gate(g: Any) -> dict:
+        value, threshold = gate_figures(g)
+        written = gate_as_written(g)
+        return {
+            "name": g.name,
+            "written": written,
+            "description": g.description if g.description and g.description != written else "",
+            "status": g.status,
+            "css": {PASS: "pass", FAIL: "fail"}.get(g.status, "na"),
+            "mark": {PASS: "✓", FAIL: "✗"}.get(g.status, "?"),
+            "value": value,
+            "threshold": threshold,
+            "detail": g.detail,
+        }
+
+    def _gate_groups(self) -> list[dict]:
+        """Gates per candidate, failed first: what a reader looks for first."""
+        groups = []
+        for candidate, gates in gate_groups(self.report):
+            counts = {s: sum(g.status == s for g in gates) for s in (FAIL, NOT_EVALUATED, PASS)}
+            groups.append({"candidate": candidate, "gates": [self._gate(g) for g in gates],
+                           "counts": counts, "css": "fail" if counts[FAIL] else "na" if counts[NOT_EVALUATED] else "pass"})
+        return groups
 
     # -- the comparison table ---------------------------------------------------------------------
+
+    def _tables(self) -> list[dict]:
+        """The models x benchmarks table, folded into several when it would not fit a laptop screen: each
+        table has the model, its Average (the first number column) and up to eight benchmarks."""
+        by_name = {b.name: b for b in self.report.benchmarks}
+        entries = [by_name.get(b["name"]) or BenchmarkEntry(name=b["name"]) for b in self.benchmarks]
+        groups = benchmark_groups(self.report, entries)
+        full = self._table()
+        members = average_members(self.report) if self.report.benchmarks else {b["name"] for b in self.benchmarks}
+        tables = []
+        for title, benches in groups or [("", [])]:
+            keep = [i for i, b in enumerate(self.benchmarks) if b["name"] in {e.name for e in benches}]
+            rows = [
+                {**row, "cells": [row["cells"][i] for i in keep],
+                 "deltas": [{**d, "cells": [d["cells"][i] for i in keep]} for d in row["deltas"]]}
+                for row in full["rows"]
+            ]
+            benchmarks = [{**self.benchmarks[i], "in_average": self.benchmarks[i]["name"] in members} for i in keep]
+            tables.append({"title": title, "rows": rows, "benchmarks": benchmarks})
+        return tables
 
     def _table(self) -> dict:
         best = {}
@@ -533,6 +593,31 @@ class _View:
             group["n_significant"] = sum(bool(r["significant"]) for r in group["rows"])
         return list(groups.values())
 
+    def _stat_groups(self) -> list[dict]:
+        """The paired comparisons folded per candidate, then per benchmark family; each fold shows the
+        significant rows and keeps the others behind "show all"."""
+        entries = {b.name: b for b in self.report.benchmarks}
+        out: dict[str, dict] = {}
+        for row in self._comparison_rows():
+            bench = entries.get(row["bench_name"])
+            family = family_of(self.report, bench) if bench else "other"
+            cand = out.setdefault(row["candidate"], {"candidate": row["candidate"], "families": {}})
+            cand["families"].setdefault(family, []).append(row)
+        groups = []
+        for cand in out.values():
+            families = [
+                {"title": title, "n": len(rows), "n_significant": sum(bool(r["significant"]) for r in rows),
+                 "significant": _by_reference([r for r in rows if r["significant"]]),
+                 "other": _by_reference([r for r in rows if not r["significant"]]),
+                 "n_other": sum(not r["significant"] for r in rows)}
+                for title, rows in cand["families"].items()
+            ]
+            groups.append({
+                "candidate": cand["candidate"], "families": families,
+                "n": sum(f["n"] for f in families), "n_significant": sum(f["n_significant"] for f in families),
+            })
+        return groups
+
     def _comparison_rows(self) -> list[dict]:
         rows = []
         for c in self.report.comparisons:
@@ -558,7 +643,9 @@ class _View:
                     "significant": c.significant,
                     "n_paired": str(c.n_paired) if c.n_paired is not None else _NA,
                     "n_missing": max(c.n_missing, 0),
-                    "mdd": _fmt(c.mdd),
+                    "mdd": "—" if nothing_differs(c) else _fmt(c.mdd),
+                    "mdd_reason": NO_MDD_REASON if nothing_differs(c) else "",
+                    "bench_name": c.benchmark,
                 }
             )
         return rows
@@ -600,6 +687,10 @@ class _View:
                 "expected": (f"{_fmt(r.expected_range[0])} – {_fmt(r.expected_range[1])}"
                              if r.expected_range and len(r.expected_range) == 2 else _NA),
                 "within": r.within_range,
+                "position": (position := range_position(self.report, r)),
+                "position_text": {"within": "within", "above": "above the parents' range",
+                                  "below": "below the parents' range"}.get(position or "", _NA),
+                "position_tone": {True: "good", False: "bad"}.get(range_good(self.report, r, position), ""),
                 "summary": r.summary,
                 "_chart": charts.RetentionRow(display, r.vs_mean_parents, r.vs_best_parent, tip),
             }
@@ -681,13 +772,29 @@ class _View:
     def _provenance(self) -> dict:
         prov = self.report.provenance.to_dict()
         shown = {"lm_eval_version", "tasks", "checks", "models"}
+        runtime = recorded_runtime(self.report)
+        settings = prov.get("settings")
+        if isinstance(settings, Mapping):  # the recorded backend and device replace the plan's unset ("auto") ones
+            prov["settings"] = {k: v for k, v in settings.items() if not (k in ("backend", "device") and v is None)}
         return {
+            "runtime": {m: {k: v or "not recorded" for k, v in r.items()} for m, r in runtime.items()},
+            "backends": sorted({v for r in runtime.values() if (v := r["backend"])}),
+            "devices": sorted({v for r in runtime.values() if (v := r["device"])}),
             "lm_eval_version": prov.get("lm_eval_version") or _NA,
             "tasks": _as_table(prov.get("tasks")),
             "checks": _as_table(prov.get("checks")),
             "models": _as_table(prov.get("models")),
             "other": {str(k): v for k, v in prov.items() if k not in shown},
         }
+
+
+def _by_reference(rows: list[dict]) -> list[dict]:
+    """Comparison rows grouped by their reference (a Holm family), in report order."""
+    groups: dict[str, dict] = {}
+    for row in rows:
+        groups.setdefault(row["reference"], {"reference": row["reference"], "role": row["role"], "rows": []})
+        groups[row["reference"]]["rows"].append(row)
+    return list(groups.values())
 
 
 def _as_table(value: Any) -> dict | None:

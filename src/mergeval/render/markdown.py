@@ -14,13 +14,23 @@ from typing import Any
 
 from mergeval.render.tables import (
     BEST_PARENT,
+    NO_MDD_REASON,
     WORST_PARENT,
+    average_covers,
+    average_members,
+    benchmark_groups,
     best_per_column,
     delta_columns,
     delta_rows,
+    gate_as_written,
+    gate_figures,
+    gate_groups,
+    nothing_differs,
+    range_position,
+    recorded_runtime,
     status_mark,
 )
-from mergeval.report import AVERAGE_BAND, Report, ScoreEntry
+from mergeval.report import AVERAGE_BAND, FAIL, NOT_EVALUATED, PASS, Comparison, Report, ScoreEntry
 
 
 def _esc(text: Any) -> str:
@@ -87,7 +97,7 @@ def _score_notes(report: Report) -> list[str]:
     prov, suite = report.provenance, report.suite
     notes = [
         "Best value per column in **bold**; (n/N) = items evaluated of the items asked for.",
-        "Average = plain mean of " + (_esc(", ".join(prov.average_of)) or "the suite") + ".",
+        _esc(average_covers(report)) + ".",
     ]
     if prov.limit:
         notes.append(f"limit={_esc(prov.limit)} items per task: a quick look, not a full evaluation.")
@@ -104,28 +114,37 @@ def _score_notes(report: Report) -> list[str]:
 
 
 def _scores(report: Report) -> list[str]:
+    """Model, role, Average (the first number column), then the benchmarks; more than eight benchmarks fold
+    into one table per benchmark family, each with the Average."""
     best = best_per_column(report)
-    headers = (
-        ["Model", "Role"]
-        + [f"{b.display} ({b.metric_key}{', normalised' if b.normalized else ''})" for b in report.benchmarks]
-        + ["Average"]
-    )
-    rows = []
-    for m in report.models:
-        cells = [m.name, m.role]
-        cells += [_score_cell(report.score(m.name, b.name), best.get(b.name), b.normalized) for b in report.benchmarks]
-        avg = report.averages.get(m.name)
-        text = _num(avg)
-        if avg is not None and best.get("average") is not None and avg == best["average"]:
-            text = f"**{text}**"
-        band = report.bands.get(m.name, {}).get(AVERAGE_BAND)
-        cells.append(text + (f" ({band})" if band else ""))
-        rows.append(cells)
+    members = average_members(report)
     lines = ["## Scores", ""]
     if report.suite.label:
         lines += [f"{_esc(report.suite.label)}.", ""]
-    lines += _table(headers, rows, "ll" + "r" * (len(report.benchmarks) + 1))
-    return lines + [""] + [f"- {n}" for n in _score_notes(report)] + [""]
+    groups = benchmark_groups(report) or [("", [])]
+    for title, benches in groups:
+        headers = (
+            ["Model", "Role", "Average"]
+            + [f"{b.display}{'' if b.name in members else ' †'} ({b.metric_key}{', normalised' if b.normalized else ''})"
+               for b in benches]
+        )
+        rows = []
+        for m in report.models:
+            avg = report.averages.get(m.name)
+            text = _num(avg)
+            if avg is not None and best.get("average") is not None and avg == best["average"]:
+                text = f"**{text}**"
+            band = report.bands.get(m.name, {}).get(AVERAGE_BAND)
+            cells = [m.name, m.role, text + (f" ({band})" if band else "")]
+            cells += [_score_cell(report.score(m.name, b.name), best.get(b.name), b.normalized) for b in benches]
+            rows.append(cells)
+        if title:
+            lines += [f"### {_esc(title)}", ""]
+        lines += _table(headers, rows, "llr" + "r" * len(benches)) + [""]
+    notes = _score_notes(report)
+    if any(b.name not in members for b in report.benchmarks):
+        notes.insert(1, "† = not in the Average.")
+    return lines + [f"- {n}" for n in notes] + [""]
 
 
 def _subjects(report: Report) -> list[str]:
@@ -148,7 +167,9 @@ def _deltas(report: Report, candidate: str) -> list[str]:
     if not cols:
         return []
     rows = []
-    for row in delta_rows(report, candidate):
+    ordered = delta_rows(report, candidate)
+    ordered = [r for r in ordered if r.benchmark == "average"] + [r for r in ordered if r.benchmark != "average"]
+    for row in ordered:
         cells = [row.display, _num(row.value)]
         for key, _ in cols:
             d = row.deltas.get(key)
@@ -180,30 +201,50 @@ _PAIRED_HEADERS = ["Candidate", "Reference", "Benchmark", "Diff", "95% CI", "p (
                    "n paired", "n missing", "MDD"]
 
 
-def _paired(report: Report) -> list[str]:
-    if not report.comparisons:
-        return []
-    rows = [
+def _mdd(c: Comparison) -> str:
+    return "— (no item differs)" if nothing_differs(c) else _num(c.mdd)
+
+
+def _paired_rows(report: Report, comparisons: list[Comparison]) -> list[list[Any]]:
+    return [
         [c.candidate, c.reference, report.display(c.benchmark), _signed(c.diff),
          f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]", f"{_p(c.p_value)} ({c.test})", _p(c.p_adjusted),
-         "yes" if c.significant else "no", c.n_paired, c.n_missing, _num(c.mdd)]
-        for c in report.comparisons
+         "yes" if c.significant else "no", c.n_paired, c.n_missing, _mdd(c)]
+        for c in comparisons
     ]
-    return (
-        ["## Paired statistics", ""]
-        + _table(_PAIRED_HEADERS, rows, "lll" + "r" * 8)
-        + [
-            "",
-            (
-                "- Paired per item: exact McNemar for 0/1 scores, else paired bootstrap (stratified by "
-                "subject for multi-subject benchmarks); Holm-adjusted across the benchmarks of each pair. "
-                "MDD = smallest "
-                "difference this many items detects with 80% power: a non-significant diff smaller than the "
-                'MDD is "not shown", not "no difference".'
-            ),
-            "",
-        ]
-    )
+
+
+def _paired(report: Report) -> list[str]:
+    """Only the significant differences; the others are counted, and listed in a folded block."""
+    if not report.comparisons:
+        return []
+    significant = [c for c in report.comparisons if c.significant]
+    rest = [c for c in report.comparisons if not c.significant]
+    lines = ["## Paired statistics", ""]
+    if significant:
+        lines += [f"{len(significant)} of {len(report.comparisons)} differences are significant:", ""]
+        lines += _table(_PAIRED_HEADERS, _paired_rows(report, significant), "lll" + "r" * 8)
+    else:
+        lines += [f"None of the {len(report.comparisons)} differences is significant."]
+    if rest:
+        lines += ["", f"{len(rest)} more not significant: all {len(report.comparisons)} are in the folded list below.",
+                  "", "<details><summary>All comparisons</summary>", ""]
+        lines += _table(_PAIRED_HEADERS, _paired_rows(report, report.comparisons), "lll" + "r" * 8)
+        lines += ["", "</details>"]
+    notes = [(
+        "- Paired per item: exact McNemar for 0/1 scores, else paired bootstrap (stratified by subject for "
+        "multi-subject benchmarks); Holm-adjusted across the benchmarks of each pair. MDD = smallest difference "
+        'this many items detects with 80% power: a non-significant diff smaller than the MDD is "not shown", '
+        'not "no difference".'
+    )]
+    if any(nothing_differs(c) for c in report.comparisons):
+        notes.append(f"- MDD — : {NO_MDD_REASON}.")
+    return lines + ["", *notes, ""]
+
+
+def _position(report: Report, row: Any) -> str:
+    position = range_position(report, row)
+    return {"above": "above the range", "below": "below the range", "within": "within"}.get(position or "", "-")
 
 
 def _retention(report: Report) -> list[str]:
@@ -216,10 +257,10 @@ def _retention(report: Report) -> list[str]:
         rows.append(
             [r.candidate, report.display(r.benchmark), _pct(r.vs_mean_parents), _pct(r.vs_best_parent)]
             + [_pct(r.per_parent.get(p)) for p in parents]
-            + [f"[{_num(lo)}, {_num(hi)}]", {True: "yes", False: "no", None: "-"}[r.within_range]]
+            + [f"[{_num(lo)}, {_num(hi)}]", _position(report, r)]
         )
     headers = (["Candidate", "Benchmark", "vs mean of parents", "vs best parent"] + [f"vs {p}" for p in parents]
-               + ["Expected range", "In range"])
+               + ["Parents' range", "Merged is"])
     lines = (
         ["## Capability retention", ""]
         + _table(headers, rows, "ll" + "r" * (len(parents) + 3) + "l")
@@ -259,20 +300,29 @@ def _regressions(report: Report) -> list[str]:
     )
 
 
-def _shown(x: Any) -> str:
-    return _num(x) if isinstance(x, float) else ("-" if x is None else str(x))
+
+_MARK = {PASS: "✓", FAIL: "✗", NOT_EVALUATED: "?"}
 
 
 def _gates(report: Report) -> list[str]:
+    """Per candidate, failed first: the gate as the plan writes it, the number against its threshold."""
     lines = ["## Deployment checklist", ""]
     if not report.gates:
         return lines + ["No gates in the plan.", ""]
-    rows = [[status_mark(g.status), g.name, _shown(g.value), _shown(g.threshold), g.detail] for g in report.gates]
-    return (
-        lines
-        + _table(["Status", "Gate", "Value", "Threshold", "Detail"], rows, "lllll")
-        + ["", f"**{_esc(report.verdict.summary)}** (exit code {report.verdict.exit_code})", ""]
-    )
+    groups = gate_groups(report)
+    for candidate, gates in groups:
+        if candidate and (len(groups) > 1 or len(report.model_names("candidate")) > 1):
+            failed = sum(g.status == FAIL for g in gates)
+            lines += [f"### {_esc(candidate)}: {failed} of {len(gates)} gates failed", ""]
+        rows = []
+        for g in gates:
+            value, threshold = gate_figures(g)
+            result = f"{value} {_MARK.get(g.status, '?')}" + (f" (threshold {threshold})" if threshold else "")
+            what = g.description if g.description and g.description != gate_as_written(g) else ""
+            rows.append([f"{_MARK.get(g.status, '?')} {status_mark(g.status)}", gate_as_written(g), result,
+                         "; ".join(t for t in (g.detail, what) if t)])
+        lines += _table(["Status", "Gate", "Result", "Detail"], rows, "llll") + [""]
+    return lines + [f"**{_esc(report.verdict.summary)}** (exit code {report.verdict.exit_code})", ""]
 
 
 def _fact(x: float | None) -> str:
@@ -340,13 +390,16 @@ def _task_table(tasks: Mapping[str, Any]) -> list[str]:
 
 def _provenance(report: Report) -> list[str]:
     prov = report.provenance
+    runtime = recorded_runtime(report)
     rows = [
         [m.name, m.role, m.fingerprint, m.reference, prov.models.get(m.name, {}).get("dtype", "-"),
+         runtime.get(m.name, {}).get("backend") or "not recorded", runtime.get(m.name, {}).get("device") or "not recorded",
          (m.merge.method if m.merge else None) or "-"]
         for m in report.models
     ]
     lines = ["## Provenance", ""]
-    lines += _table(["Model", "Role", "Fingerprint", "Reference", "dtype", "Merge method"], rows, "llllll") + [""]
+    lines += _table(["Model", "Role", "Fingerprint", "Reference", "dtype", "Backend", "Device", "Merge method"], rows,
+                    "llllllll") + [""]
     stats = prov.statistics
     lines += [
         (
