@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f"]
+from mergeval.render._svg_charts import CHART_CSS, Series, xy_chart
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px}
@@ -31,7 +29,7 @@ tr.parent td{color:#555;font-style:italic}
 .verdict{background:#f3f7fc;border-left:4px solid #1f77b4;padding:.6rem 1rem}
 .muted{color:#777;font-size:.85rem}
 .plots{display:flex;flex-wrap:wrap;gap:1rem}
-svg{background:#fff;border:1px solid #eee}
+svg.chart{background:#fff;border:1px solid #eee;flex:none}
 code{background:#f5f5f5;padding:0 .2rem}
 """
 
@@ -101,96 +99,6 @@ def _table(result: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _scale(values: Sequence[float], lo_pad: float = 0.05) -> tuple[float, float]:
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 1, hi + 1
-    pad = (hi - lo) * lo_pad
-    return lo - pad, hi + pad
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """A chart's drawing area and the data ranges it maps onto it."""
-
-    width: int
-    height: int
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-    left: int = 52
-    right: int = 12
-    top: int = 28
-    bottom: int = 42
-
-    def sx(self, x: float) -> float:
-        return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.width - self.left - self.right)
-
-    def sy(self, y: float) -> float:
-        return self.height - self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.height - self.top - self.bottom)
-
-
-def _axes(f: _Frame, title: str, x_label: str, y_label: str) -> list[str]:
-    base, mid_y = f.height - f.bottom, (f.top + f.height - f.bottom) / 2
-    parts = [
-        f"<text x='{f.width / 2}' y='16' text-anchor='middle' font-size='13' font-weight='600'>{esc(title)}</text>",
-        f"<line x1='{f.left}' y1='{base}' x2='{f.width - f.right}' y2='{base}' stroke='#999'/>",
-        f"<line x1='{f.left}' y1='{f.top}' x2='{f.left}' y2='{base}' stroke='#999'/>",
-    ]
-    for i in range(5):
-        xv, yv = f.x0 + (f.x1 - f.x0) * i / 4, f.y0 + (f.y1 - f.y0) * i / 4
-        parts += [
-            f"<text x='{f.sx(xv):.1f}' y='{base + 14}' text-anchor='middle' font-size='10'>{xv:.3g}</text>",
-            f"<text x='{f.left - 4}' y='{f.sy(yv) + 3:.1f}' text-anchor='end' font-size='10'>{yv:.3g}</text>",
-            f"<line x1='{f.left}' y1='{f.sy(yv):.1f}' x2='{f.width - f.right}' y2='{f.sy(yv):.1f}' stroke='#eee'/>",
-        ]
-    parts += [
-        (f"<text x='{(f.left + f.width - f.right) / 2}' y='{f.height - 8}' text-anchor='middle' font-size='11'>"
-        f"{esc(x_label)}</text>"),
-        (f"<text x='12' y='{mid_y}' text-anchor='middle' font-size='11' transform='rotate(-90 12 {mid_y})'>"
-        f"{esc(y_label)}</text>"),
-    ]
-    return parts
-
-
-def _series(f: _Frame, index: int, name: str, points: list[tuple[float, float, str]], lines: bool) -> list[str]:
-    colour = _PALETTE[index % len(_PALETTE)]
-    ordered = sorted(points)
-    parts = []
-    if lines and len(ordered) > 1:
-        path = " ".join(f"{f.sx(x):.1f},{f.sy(y):.1f}" for x, y, _ in ordered)
-        parts.append(f"<polyline points='{path}' fill='none' stroke='{colour}' stroke-width='1.5'/>")
-    parts += [f"<circle cx='{f.sx(x):.1f}' cy='{f.sy(y):.1f}' r='4' fill='{colour}'><title>{esc(tip)}</title>"
-              "</circle>" for x, y, tip in ordered]
-    parts.append(f"<rect x='{f.left + 8}' y='{f.top + 4 + 14 * index}' width='10' height='10' fill='{colour}'/>"
-                 f"<text x='{f.left + 22}' y='{f.top + 13 + 14 * index}' font-size='11'>{esc(name)}</text>")
-    return parts
-
-
-def svg_scatter(
-    series: dict[str, list[tuple[float, float, str]]],
-    *,
-    title: str,
-    x_label: str,
-    y_label: str,
-    lines: bool = True,
-    width: int = 460,
-    height: int = 300,
-) -> str:
-    """An inline SVG chart: one colour per series, points (x, y, tooltip), optionally joined in x order."""
-    points = [(x, y) for pts in series.values() for x, y, _ in pts]
-    if not points:
-        return ""
-    frame = _Frame(width, height, *_scale([p[0] for p in points]), *_scale([p[1] for p in points]))
-    parts = [(f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-             f"aria-label='{esc(title)}'>"), *_axes(frame, title, x_label, y_label)]
-    for index, (name, pts) in enumerate(series.items()):
-        parts += _series(frame, index, name, pts, lines)
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def parameter_plots(result: dict[str, Any]) -> list[str]:
     """Objective (selection items) against every numeric parameter that varies, one series per method."""
     plots = []
@@ -210,12 +118,14 @@ def parameter_plots(result: dict[str, Any]) -> list[str]:
         series: dict[str, list[tuple[float, float, str]]] = {}
         for c in candidates:
             if name in c["parameters"]:
-                series.setdefault(c["method"], []).append(
-                    (float(c["parameters"][name]), c["objective_selection"], c["name"])
-                )
+                x, y = float(c["parameters"][name]), c["objective_selection"]
+                series.setdefault(c["method"], []).append((x, y, f"{c['name']}: {name} {x:g}, objective {y:.1f}"))
         plots.append(
-            svg_scatter(
-                series, title=f"objective vs {name}", x_label=name, y_label="objective (selection items)"
+            xy_chart(
+                [Series(method, points) for method, points in series.items()],
+                title=f"objective vs {name}",
+                x_label=name,
+                y_label="objective (selection items)",
             )
         )
     return plots
@@ -227,7 +137,7 @@ def pareto_plot(result: dict[str, Any]) -> str:
     if len(benches) < 2:
         return ""
     bx, by = benches[0], benches[1]
-    series: dict[str, list[tuple[float, float, str]]] = {}
+    series: dict[str, list[tuple[float, float, str]]] = {"merges": [], "Pareto front": [], "parents": []}
     for r in result["candidates"] + result["parents"]:
         if bx in r["selection"] and by in r["selection"]:
             group = (
@@ -235,8 +145,17 @@ def pareto_plot(result: dict[str, Any]) -> str:
                 if r["role"] != "candidate"
                 else ("Pareto front" if r["on_pareto_front"] else "merges")
             )
-            series.setdefault(group, []).append((r["selection"][bx], r["selection"][by], r["name"]))
-    return svg_scatter(series, title=f"{bx} vs {by} (selection items)", x_label=bx, y_label=by, lines=False)
+            x, y = r["selection"][bx], r["selection"][by]
+            series[group].append((x, y, f"{r['name']}: {bx} {x:.1f}, {by} {y:.1f}"))
+    # Fixed looks per group, so the front is recognisable in every sweep report.
+    looks = {"merges": ("#94a3b8", "circle"), "Pareto front": ("#db2777", "diamond"), "parents": ("#2563eb", "square")}
+    return xy_chart(
+        [Series(group, points, *looks[group]) for group, points in series.items() if points],
+        title=f"{bx} vs {by} (selection items)",
+        x_label=bx,
+        y_label=by,
+        lines=False,
+    )
 
 
 def _verdict(result: dict[str, Any]) -> list[str]:
@@ -278,7 +197,7 @@ def render_sweep_report(result: dict[str, Any]) -> str:
     direction = "higher is better" if result.get("higher_is_better", True) else "lower is better"
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>mergeval sweep: {esc(result['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<title>mergeval sweep: {esc(result['name'])}</title><style>{_CSS}{CHART_CSS}</style></head><body>",
         f"<h1>Merge sweep: {esc(result['name'])}</h1>",
         (f"<p class=muted>{len(result['candidates'])} candidates, {len(result['parents'])} parent/base "
         f"models; objective: mean of {esc(', '.join(result['objective']))} ({direction}); benchmarks: "
