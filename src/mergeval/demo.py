@@ -254,7 +254,7 @@ class DemoResult:
     parents: Any
 
 
-def _merge_or_reuse(name: str, config: dict[str, Any], folder: Path, store: Path) -> Path:
+def _merge_or_reuse(name: str, config: dict[str, Any], folder: Path, store: Path, progress: Any = None) -> Path:
     """Merge unless `folder` already holds this exact recipe (its mergeval-merge.json says so); either way the
     store gets the merge's provenance."""
     config_file = folder.parent / f"{name}.yml"
@@ -266,26 +266,28 @@ def _merge_or_reuse(name: str, config: dict[str, Any], folder: Path, store: Path
         with Store(store) as db:
             record(db, resolve(folder, name=name), recipe, folder)
         return folder
-    merge(recipe, folder, store=store, name=name, overwrite=True)
+    merge(recipe, folder, store=store, name=name, overwrite=True, progress=progress)
     return folder
 
 
-def _parents_step(console: Console, quick: bool, cache_root: Path | None):
+def _parents_step(console: Console, progress_factory, quick: bool, cache_root: Path | None):
     console.print("[bold]1. Parents[/bold]: a base model, then an arithmetic parent and a capitals parent "
-                  "fine-tuned from it.")
+                  "fine-tuned from it (once; cached afterwards).")
     recipe = TrainingRecipe().quick() if quick else TrainingRecipe()
-    with console.status("training (about a minute of CPU in all, once; cached afterwards)..."):
-        parents = demo_models(recipe, cache_root=cache_root, on_event=lambda m: console.print("   " + escape(m)))
+    with progress_factory() as progress:  # a bar per model, one step per optimiser step
+        parents = demo_models(recipe, cache_root=cache_root, on_event=lambda m: console.print("   " + escape(m)),
+                              progress=progress)
     how = f"trained {', '.join(parents.trained)} in {parents.seconds:.0f} s" if parents.trained else "from the cache"
     console.print(f"   {how}: {parents.base.parent}")
     return parents
 
 
-def _merges_step(console: Console, parents, out: Path, store: Path) -> dict[str, Path]:
+def _merges_step(console: Console, progress_factory, parents, out: Path, store: Path) -> dict[str, Path]:
     console.print(f"[bold]2. Merges[/bold] with mergekit {mergekit_version()}: linear, SLERP, TIES.")
     merges: dict[str, Path] = {}
     for name, config in merge_configs(parents.base, parents.arithmetic, parents.capitals).items():
-        merges[name] = _merge_or_reuse(name, config, out / "merges" / name, store)
+        with progress_factory() as progress:  # names the method and parents while mergekit works
+            merges[name] = _merge_or_reuse(name, config, out / "merges" / name, store, progress)
         console.print(f"   {name}: {merges[name]}  [dim](config: {merges[name].parent / (name + '.yml')})[/dim]")
     return merges
 
@@ -320,8 +322,8 @@ def run_demo(
         raise UserError("The smoke suite is not installed in this mergeval; run the demo with --no-smoke.")
     console.print("[bold]mergeval demo[/bold]: two tiny parents, three merges, one question: which merge keeps "
                   "both skills? (offline, CPU; real torch training, mergekit merges and lm-eval evaluation)")
-    parents = _parents_step(console, quick, cache_root)
-    merges = _merges_step(console, parents, out, store)
+    parents = _parents_step(console, progress_factory, quick, cache_root)
+    merges = _merges_step(console, progress_factory, parents, out, store)
     models = {
         PARENT_A: (parents.arithmetic, "parent"),
         PARENT_B: (parents.capitals, "parent"),

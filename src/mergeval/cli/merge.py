@@ -20,7 +20,7 @@ from mergeval.cli.options import (
     console,
     err_console,
 )
-from mergeval.cli.progress import progress_display, rich_progress
+from mergeval.cli.progress import progress_display
 from mergeval.core.executors import resolve_executor
 from mergeval.demo import DEFAULT_OUT, DEMO_STORE, run_demo
 from mergeval.errors import UserError
@@ -142,7 +142,7 @@ def demo_cmd(
 ) -> None:
     """The merge story, offline on a CPU: two tiny parents with different skills, three mergekit merges, the
     comparison, the gates and an HTML report. Re-runs come from caches and the store."""
-    run_demo(store=store, limit=limit, console=console, progress_factory=rich_progress, out=out, quick=quick,
+    run_demo(store=store, limit=limit, console=console, progress_factory=progress_display, out=out, quick=quick,
              smoke=smoke, model_demo=model_demo)
 
 

@@ -1,4 +1,5 @@
-"""Progress drawn with rich: one bar per (model, task), ETA included, on stderr.
+"""Progress drawn with rich: one bar per (model, task), ETA included, on stderr. A bar of unknown length
+(total None: a merge until mergekit says how many steps) is a spinner with its description.
 
 `progress_display()` yields a `mergeval.core.Progress` (the runner's protocol). The display starts with the
 first bar, so a command that fails before any work prints only its error, and only on a terminal. `rich_progress()` is the same
@@ -16,19 +17,31 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
 from mergeval.cli.options import err_console
+from mergeval.core.progress import receive_within_batch
 from mergeval.engines.lmeval.harness import TaskProgress
 
 
 def _bars() -> Progress:
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    return Progress(*columns, console=err_console, transient=False)
+    columns = [SpinnerColumn(finished_text=" "), TextColumn("[bold]{task.description}"), BarColumn(),
+               _Count(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    # The ETA from the last minute of progress (rich's default is 30 s, jumpy when items take seconds each).
+    return Progress(*columns, console=err_console, transient=False, speed_estimate_period=60)
+
+
+class _Count(MofNCompleteColumn):
+    """`done/total` in whole items (a bar moved inside a batch holds a fraction); nothing for a spinner."""
+
+    def render(self, task):
+        if task.total is None:
+            return TextColumn("").render(task)
+        return super().render(task)
 
 
 class RichProgress:
@@ -37,6 +50,7 @@ class RichProgress:
     def __init__(self, bars: Progress):
         self._bars = bars
         self._ids: dict[str, tuple[int, str]] = {}  # key -> (rich task id, description)
+        self._stored: dict[str, int] = {}  # key -> items reported done (the bar shows more inside a batch)
 
     def start(self, key: str, description: str, total: int | None) -> None:
         # Bars only on a terminal: redirected, a display would print its last frame among the results.
@@ -44,10 +58,18 @@ class RichProgress:
             self._bars.start()
         shown = escape(description)
         self._ids[key] = (self._bars.add_task(shown, total=total), shown)
+        self._stored[key] = 0
+        receive_within_batch(lambda items, done, total_requests: self._within(key, items, done, total_requests))
 
     def advance(self, key: str, n: int = 1) -> None:
         if key in self._ids:
-            self._bars.advance(self._ids[key][0], n)
+            self._stored[key] += n
+            self._bars.update(self._ids[key][0], completed=self._stored[key])
+
+    def _within(self, key: str, items: int, done: int, total: int) -> None:
+        """The engine is `done`/`total` requests into a batch of `items`: the bar moves by that share."""
+        if key in self._ids:
+            self._bars.update(self._ids[key][0], completed=self._stored[key] + items * min(done, total) / total)
 
     def describe(self, key: str, description: str) -> None:
         """New text for a bar (the Ray executor's per-model shard counts)."""
@@ -59,6 +81,12 @@ class RichProgress:
 
     def finish(self, key: str, status: str = "done") -> None:
         task_id, shown = self._ids.pop(key, (None, ""))
+        self._stored.pop(key, None)
+        if not self._ids:
+            receive_within_batch(None)
+        if task_id is not None and next(t for t in self._bars.tasks if t.id == task_id).total is None:
+            # a spinner: shown as finished
+            self._bars.update(task_id, total=1, completed=1)
         if task_id is not None and status != "done":
             self._bars.update(task_id, description=f"{shown} [dim]({status})[/dim]")
 

@@ -3,6 +3,7 @@ with rich (`mergeval.cli.progress`), a notebook can pass its own, and the defaul
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +91,27 @@ def describe(progress: Any, key: str, description: str) -> None:
         method(key, description)
 
 
+# -- progress inside a batch ---------------------------------------------------------------------------------
+# The runner advances a bar when a batch of items is stored; an engine whose batch takes a while (a chunk of
+# GSM8K generations) says how far into the batch it is with `within_batch`, and a display that can show it
+# (one that called `receive_within_batch` when its unit started, in this thread) moves the bar between batches.
+
+_within = threading.local()
+
+
+def receive_within_batch(receiver: Callable[[int, int, int], None] | None) -> None:
+    """Route this thread's `within_batch(items, done, total)` calls to `receiver` (None: nowhere)."""
+    _within.receiver = receiver
+
+
+def within_batch(items: int, done: int, total: int) -> None:
+    """`done` of the `total` requests of a batch of `items` items are finished (the batch itself is reported
+    when it is stored). Nothing happens unless a display receives it."""
+    receiver = getattr(_within, "receiver", None)
+    if receiver is not None and total > 0:
+        receiver(items, done, total)
+
+
 def as_progress(progress: Any = None, say: Callable[[str], None] | None = None) -> Progress:
     """A Progress from what a caller passed: a Progress, the older callbacks (anything with `done()`), or
     None (nothing drawn); `say`, when given, receives the one-line messages."""
@@ -100,4 +122,4 @@ def as_progress(progress: Any = None, say: Callable[[str], None] | None = None) 
     return _Callbacks(progress, say)
 
 
-__all__ = ["NullProgress", "Progress", "as_progress", "describe"]
+__all__ = ["NullProgress", "Progress", "as_progress", "describe", "receive_within_batch", "within_batch"]

@@ -15,10 +15,13 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from mergeval.core.progress import NullProgress, Progress, describe
 from mergeval.errors import UserError
 from mergeval.merge.preflight import check_disk_space, check_recipe, estimate_output_bytes
 from mergeval.merge.recipe import MergeRecipe, load_recipe, mergekit_version
@@ -94,7 +97,36 @@ def translate_mergekit_error(exc: Exception, recipe: MergeRecipe) -> UserError:
     return UserError(f"mergekit could not merge ({type(exc).__name__}: {text[:300]}). {hint}")
 
 
-def _run_mergekit(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, lazy_unpickle: bool) -> None:
+@contextlib.contextmanager
+def _mergekit_steps(on_step: Callable[[int, int], None]) -> Iterator[None]:
+    """mergekit's per-tensor loops report to `on_step(done, total)` while its own tqdm bars stay off: its
+    modules' `tqdm` is swapped for a counting stand-in for the duration of the merge."""
+    import mergekit.graph
+    import mergekit.merge
+
+    class _Counting:
+        def __init__(self, iterable: Any = None, *args: Any, **kwargs: Any):
+            self.items = list(iterable) if iterable is not None else []
+
+        def __iter__(self) -> Iterator[Any]:
+            for done, item in enumerate(self.items):
+                on_step(done, len(self.items))
+                yield item
+            on_step(len(self.items), len(self.items))
+
+    modules = [m for m in (mergekit.graph, mergekit.merge) if hasattr(getattr(m, "tqdm", None), "tqdm")]
+    saved = {m: m.tqdm for m in modules}
+    for m in modules:
+        m.tqdm = SimpleNamespace(tqdm=_Counting)
+    try:
+        yield
+    finally:
+        for m, original in saved.items():
+            m.tqdm = original
+
+
+def _run_mergekit(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, lazy_unpickle: bool,
+                  on_step: Callable[[int, int], None] | None = None) -> None:
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
 
@@ -107,21 +139,23 @@ def _run_mergekit(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, la
         write_model_card=True,
     )
     try:
-        run_merge(recipe.mergekit_config(), str(out_path), options, config_source=recipe.to_yaml())
+        with _mergekit_steps(on_step) if on_step else contextlib.nullcontext():
+            run_merge(recipe.mergekit_config(), str(out_path), options, config_source=recipe.to_yaml())
     except UserError:
         raise
     except (ValueError, RuntimeError, KeyError, OSError) as exc:
         raise translate_mergekit_error(exc, recipe) from exc
 
 
-def _merge_into(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, lazy_unpickle: bool) -> None:
+def _merge_into(recipe: MergeRecipe, out_path: Path, *, allow_crimes: bool, lazy_unpickle: bool,
+                on_step: Callable[[int, int], None] | None = None) -> None:
     """mergekit writes into `<out>.partial`, renamed to `out` when complete (a killed merge leaves no `out`)."""
     partial = out_path.with_name(out_path.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _run_mergekit(recipe, partial, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle)
+        _run_mergekit(recipe, partial, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle, on_step=on_step)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -137,6 +171,20 @@ def _write_provenance_file(model: ModelRef, recipe: MergeRecipe, out_path: Path)
     (out_path / PROVENANCE_FILE).write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def merge_description(recipe: MergeRecipe) -> str:
+    """What a merge is, in a few words: `merging ties: arithmetic + capitals (base: base)`."""
+    base = recipe.base_model
+    names = [_short(reference) for reference in recipe.parents if reference != base]
+    text = f"merging {recipe.method}: {' + '.join(names) or '?'}"
+    return text + (f" (base: {_short(base)})" if base else "")
+
+
+def _short(reference: str) -> str:
+    """A parent as the user knows it: the folder's name (a hub id stays whole)."""
+    path = Path(str(reference))
+    return path.name if path.is_absolute() or str(reference).startswith(".") else str(reference)
+
+
 def merge(
     config: str | Path | dict[str, Any] | MergeRecipe,
     out: str | Path,
@@ -147,8 +195,10 @@ def merge(
     overwrite: bool = False,
     allow_crimes: bool = False,
     lazy_unpickle: bool = False,
+    progress: Progress | None = None,
 ) -> MergeResult:
     """Merge with mergekit into `out` and record the provenance in `store` (None: do not record).
+    `progress` shows what is merged (method and parents) and mergekit's steps as they finish.
 
     `seed` is mergekit's random seed (DARE / DELLA drop weights at random; other methods ignore it).
     Raises a UserError before writing anything when the parents cannot be merged or the disk is too small.
@@ -162,10 +212,23 @@ def merge(
     check_recipe(recipe, allow_crimes=allow_crimes)
     check_disk_space(out_path, estimate_output_bytes(recipe))
 
+    progress = progress or NullProgress()
+    key, what = f"merge-{out_path}", merge_description(recipe)
+    progress.start(key, what, None)  # a spinner until mergekit says how many steps
+
+    def on_step(done: int, total: int) -> None:
+        describe(progress, key, f"{what}: step {done}/{total}")
+
     started = time.perf_counter()
-    _merge_into(recipe, out_path, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle)
+    status = "failed"
+    try:
+        _merge_into(recipe, out_path, allow_crimes=allow_crimes, lazy_unpickle=lazy_unpickle, on_step=on_step)
+        describe(progress, key, f"{what}: fingerprinting the merge")
+        model = resolve(out_path, name=name or out_path.name)
+        status = "done"
+    finally:
+        progress.finish(key, status)
     seconds = time.perf_counter() - started
-    model = resolve(out_path, name=name or out_path.name)
     _write_provenance_file(model, recipe, out_path)
     if store is not None:
         with contextlib.ExitStack() as stack:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mergeval.core.identity import IdentityError, callable_identity, canonical, content_hash
+from mergeval.core.progress import within_batch
 from mergeval.dtypes import canonical_dtype
 from mergeval.errors import UserError
 from mergeval.models import ModelRef
@@ -580,8 +581,39 @@ class ScoredDoc:
     data: dict[str, Any]
 
 
-def _scored_doc(doc_id: int, samples: list[dict]) -> ScoredDoc:
-    """Merge lm-eval's logged samples of one document (one per filter) into one result."""
+# The question and choice texts kept beside a result (for people reading the per-item view; never part of a
+# hash or an identity): each cut at this many characters.
+_TEXT_CHARS = 4000
+
+
+def _cut_text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _TEXT_CHARS else text[:_TEXT_CHARS] + "..."
+
+
+def doc_text(task: Any, doc: Any) -> dict[str, Any]:
+    """The zero-shot question text of a document and, for multiple choice, its choice texts, as the task
+    defines them: {} when the task cannot say (the evaluation never fails on this)."""
+    out: dict[str, Any] = {}
+    try:
+        question = task.doc_to_text(doc)
+        if isinstance(question, str):
+            out["question"] = _cut_text(question)
+        if getattr(task, "OUTPUT_TYPE", None) == "multiple_choice":
+            choices = task.doc_to_choice(doc)
+            if isinstance(choices, (list, tuple)) and all(isinstance(c, str) for c in choices):
+                out["choices"] = [_cut_text(c) for c in choices]
+            if isinstance(question, int) and "choices" in out and 0 <= question < len(out["choices"]):
+                out.pop("choices")  # e.g. Winogrande: the "question" indexes contexts, not a text
+    except Exception as exc:  # noqa: BLE001  texts for reading only: a task that cannot give them stores none
+        logging.getLogger(__name__).debug("no question text for a document: %s", exc)
+        return {}
+    return out
+
+
+def _scored_doc(doc_id: int, samples: list[dict], text: dict[str, Any] | None = None) -> ScoredDoc:
+    """Merge lm-eval's logged samples of one document (one per filter) into one result; `text`: the
+    question (and choice) texts to keep beside it."""
     metrics: dict[str, Any] = {}
     filtered: dict[str, Any] = {}
     first = samples[0]
@@ -596,7 +628,25 @@ def _scored_doc(doc_id: int, samples: list[dict]) -> ScoredDoc:
         "doc_hash": first["doc_hash"],
         "prompt_hash": first["prompt_hash"],
     }
+    if text:
+        data["text"] = text
     return ScoredDoc(doc_id, metrics, json.loads(json.dumps(data, default=str)))
+
+
+class _CountingHook:
+    """lm-eval's cache hook (`add_partial` per finished request, from HFLM and mergeval-hf alike), counting the
+    chunk's finished requests for the progress display (`within_batch`) and passing everything on."""
+
+    def __init__(self, inner: Any, items: int, requests: int):
+        self.inner, self.items, self.requests, self.done = inner, items, requests, 0
+
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        self.inner.add_partial(attr, req, res)
+        self.done += 1
+        within_batch(self.items, self.done, self.requests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _evaluate_chunk(lm: Any, prepared: PreparedTask, by_doc: dict[int, list], chunk: list[int]) -> list[ScoredDoc]:
@@ -610,15 +660,21 @@ def _evaluate_chunk(lm: Any, prepared: PreparedTask, by_doc: dict[int, list], ch
         task._instances = instances
 
     task.build_all_requests = _use_prebuilt
+    hook = getattr(lm, "cache_hook", None)
+    if hook is not None:  # every finished request passes through it: the progress bar moves per request
+        lm.cache_hook = _CountingHook(hook, len(chunk), len(instances))
     try:
         out = evaluate(lm=lm, task_dict={"tasks": {prepared.name: task}, "groups": {}, "group_map": {}},
                        samples={prepared.name: chunk}, bootstrap_iters=0, log_samples=True)
     finally:
         del task.build_all_requests
+        if hook is not None:
+            lm.cache_hook = hook
     per_doc: dict[int, list[dict]] = defaultdict(list)
     for sample in out["samples"][prepared.name]:
         per_doc[int(sample["doc_id"])].append(sample)
-    return [_scored_doc(d, per_doc[d]) for d in chunk]
+    docs = {inst.metadata[1]: inst.doc for inst in instances}  # position in the chunk -> document
+    return [_scored_doc(d, per_doc[d], doc_text(task, docs.get(pos))) for pos, d in enumerate(chunk)]
 
 
 def evaluate_docs(lm: Any, prepared: PreparedTask, doc_ids: Sequence[int], *, chunk_size: int,

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
+from mergeval.core.progress import NullProgress, Progress, describe
 from mergeval.models import cache_dir
 from mergeval.suites.demo_skills import (
     arithmetic_items,
@@ -222,7 +223,8 @@ def train(
     seed: int,
     on_step: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Fine-tune `model` in place on examples drawn from `sample`; returns the last loss."""
+    """Fine-tune `model` in place on examples drawn from `sample`; returns the last loss. `on_step(step, loss)`
+    after every optimiser step."""
     import torch
 
     rng = random.Random(seed)
@@ -243,7 +245,7 @@ def train(
         optimizer.step()
         schedule.step()
         loss_value = loss.item()
-        if on_step and (step % 100 == 0 or step == steps - 1):
+        if on_step:
             on_step(step, loss_value)
     model.eval()
     return loss_value
@@ -264,14 +266,37 @@ def _save(model, tokenizer, folder: Path, recipe: TrainingRecipe, stage: str, lo
     partial.rename(folder)
 
 
+@contextmanager
+def _bar(progress: Progress, stage: str, what: str, steps: int) -> Iterator[Callable[[int, float], None]]:
+    """A progress bar of `steps` optimiser steps; the callback advances it and shows the loss every 50 steps."""
+    key = f"demo-training-{stage}"
+    progress.start(key, what, steps)
+
+    def on_step(step: int, loss: float) -> None:
+        progress.advance(key)
+        if step % 50 == 0 or step == steps - 1:
+            describe(progress, key, f"{what} (loss {loss:.3f})")
+
+    status = "failed"
+    try:
+        yield on_step
+        status = "done"
+    finally:
+        progress.finish(key, status)
+
+
 def demo_models(
     recipe: TrainingRecipe | None = None,
     *,
     cache_root: Path | None = None,
     on_event: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> DemoModels:
-    """The demo's base and two parents, trained once per recipe and cached."""
+    """The demo's base and two parents, trained once per recipe and cached. `progress` gets a bar per model
+    that advances with every optimiser step (its description shows the loss)."""
     from transformers import AutoModelForCausalLM
+
+    progress = progress or NullProgress()
 
     recipe = recipe or TrainingRecipe()
     root = (cache_root or cache_dir() / "demo") / recipe.key
@@ -287,16 +312,18 @@ def demo_models(
         if not (folders["base"] / "config.json").exists():
             say(f"pre-training the base model ({recipe.base_steps} steps of equations, sentences, questions)")
             base = _new_model(recipe, tokenizer)
-            loss = train(
-                base,
-                tokenizer,
-                pretraining_example,
-                steps=recipe.base_steps,
-                lr=recipe.base_lr,
-                batch_size=recipe.batch_size,
-                seed=recipe.seed + 1,
-            )
-            _save(base, tokenizer, folders["base"], recipe, "base", loss)
+            with _bar(progress, "base", "pre-training the base", recipe.base_steps) as on_step:
+                loss = train(
+                    base,
+                    tokenizer,
+                    pretraining_example,
+                    steps=recipe.base_steps,
+                    lr=recipe.base_lr,
+                    batch_size=recipe.batch_size,
+                    seed=recipe.seed + 1,
+                    on_step=on_step,
+                )
+                _save(base, tokenizer, folders["base"], recipe, "base", loss)
             trained.append("base")
         r = recipe
         stages = [  # (parent, examples, steps, learning rate, seed)
@@ -308,15 +335,17 @@ def demo_models(
                 continue
             say(f"fine-tuning the {stage} parent from the base ({steps} steps)")
             model = AutoModelForCausalLM.from_pretrained(folders["base"], dtype="float32")
-            loss = train(
-                model,
-                tokenizer,
-                sample,
-                steps=steps,
-                lr=lr,
-                batch_size=recipe.batch_size,
-                seed=seed,
-            )
-            _save(model, tokenizer, folders[stage], recipe, stage, loss)
+            with _bar(progress, stage, f"fine-tuning the {stage} parent", steps) as on_step:
+                loss = train(
+                    model,
+                    tokenizer,
+                    sample,
+                    steps=steps,
+                    lr=lr,
+                    batch_size=recipe.batch_size,
+                    seed=seed,
+                    on_step=on_step,
+                )
+                _save(model, tokenizer, folders[stage], recipe, stage, loss)
             trained.append(stage)
     return DemoModels(**folders, trained=trained, seconds=time.perf_counter() - started)
