@@ -122,7 +122,7 @@ def test_gates_show_status_value_threshold_and_not_evaluated():
     assert '<b class="gate-value">1 (GSM8K)</b> <span class="gate-result">✗</span>' in html
     assert "threshold <b>0</b>" in html and '<b class="gate-value">68.04</b>' in html
     # failed first, then not evaluated, then passed
-    marks = re.findall(r'<li class="gate gate-(\w+)">', html)
+    marks = re.findall(r'<li class="gate gate-(\w+)"', html)
     assert marks == ["fail"] + ["na"] * 4 + ["pass"] * 5
 
 

@@ -1,6 +1,6 @@
 """The HTML report looked at the way a person does, on a 1,366 x 768 laptop screen in headless Chromium: the
 verdict, every model's Average and every candidate's deltas are inside the viewport without scrolling
-sideways, for a small report (4 models x 6 benchmarks) and a wide one (6 models x 16 benchmarks, which folds
+sideways (and the verdict, every model's Average and the first failed gate on the first screen), for a small report (4 models x 6 benchmarks) and a wide one (6 models x 16 benchmarks, which folds
 into several tables).
 
 The browser is driven by tests/render/headless_chromium.py; the measuring is one script below.
@@ -35,6 +35,8 @@ _MEASURE = """(() => {
         averages: document.querySelectorAll('#scores td.avg').length,
         deltas: document.querySelectorAll('#scores td.delta').length,
         tables: document.querySelectorAll('#scores table.scores').length,
+        glance: [...document.querySelectorAll('.glance-model')].map(e => [...box(e), Math.round(e.getBoundingClientRect().bottom)]),
+        first_failed_gate: (g => g ? Math.round(g.getBoundingClientRect().bottom) : null)(document.querySelector('.gate-fail')),
         outside: {
             verdict: outside('.verdict'),
             averages: outside('#scores td.avg'),
@@ -77,6 +79,10 @@ def test_the_verdict_averages_and_deltas_fit_a_laptop_screen(tmp_path, build, n_
     assert facts["deltas"] > 0 and facts["deltas"] % len(candidates) == 0
     assert facts["outside"] == {"verdict": [], "averages": [], "deltas": [], "gates": []}, facts
     assert 0 <= facts["verdict"][0] < facts["verdict"][1] <= facts["viewport"]
+    # on the first screen, without scrolling at all: the verdict, every model's Average and the first failed gate
+    assert len(facts["glance"]) == n_models
+    assert all(0 <= left < right <= facts["viewport"] and bottom <= HEIGHT for left, right, bottom in facts["glance"])
+    assert facts["first_failed_gate"] is not None and facts["first_failed_gate"] <= HEIGHT
 
 
 def test_the_average_is_the_first_number_column(tmp_path):

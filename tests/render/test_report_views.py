@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sample_report import PARENT_A, WIDE_CANDIDATES, build_sample_report, build_wide_report
+from sample_report import PARENT_A, WIDE_CANDIDATES, WIDE_PARENTS, build_sample_report, build_wide_report
 
 from mergeval.render import render_html, render_markdown
 from mergeval.render.tables import benchmark_groups, gate_figures, range_good, range_position
@@ -82,6 +82,17 @@ def test_the_average_says_what_it_covers(wide_html, wide_md):
     assert "Average = plain mean of the 6 benchmarks." in small and 'class="not-avg"' not in small
 
 
+def test_the_header_shows_every_models_average_and_each_candidates_difference_to_its_parents(wide, wide_html):
+    glance = wide_html[wide_html.index('<ul class="glance"'):wide_html.index("</ul>", wide_html.index('<ul class="glance"'))]
+    entries = re.findall(r'<span class="model-name">([^<]*)</span> <b>([^<]*)</b>', glance)
+    assert entries == [(m["name"], f"{wide['averages'][m['name']]:.2f}") for m in wide["models"]]
+    parents = sum(wide["averages"][p] for p in WIDE_PARENTS) / 2
+    for candidate in WIDE_CANDIDATES:
+        delta = wide["averages"][candidate] - parents
+        assert f"{'+' if delta > 0 else '−'}{abs(delta):.2f} vs parents" in glance
+    assert glance.count("vs parents") == len(WIDE_CANDIDATES)
+
+
 def test_benchmark_groups_fold_only_what_is_wide(wide):
     report = Report.from_data(wide)
     assert [len(b) for _, b in benchmark_groups(report)] == [6, 6, 4]
@@ -99,17 +110,18 @@ def test_gates_are_grouped_per_candidate_failed_first_and_led_by_the_gate_as_wri
     for candidate, group in zip(WIDE_CANDIDATES, groups, strict=True):
         assert f'<span class="model-name">{candidate}</span>' in group
         assert "2 failed · 2 not evaluated · 4 passed" in group
-        assert re.findall(r'<li class="gate gate-(\w+)">', group) == ["fail"] * 2 + ["na"] * 2 + ["pass"] * 4
+        assert re.findall(r'<li class="gate gate-(\w+)"', group) == ["fail"] * 2 + ["na"] * 2 + ["pass"] * 4
         written = re.findall(r'<code class="gate-written">([^<]*)</code>', group)
-        assert written[0] == "gsm8k &gt;= mean(parents) * 1.02"  # as the plan writes it, no candidate prefix
+        assert written[0] == "gsm8k &gt;= max(parents) + 2"  # as the plan writes it, no candidate prefix
         assert candidate not in "".join(written)
     # the retention gate reads as a percentage against its threshold
     kept = next(r["vs_mean_parents"] for r in wide["retention"]
                 if r["candidate"] == WIDE_CANDIDATES[0] and r["benchmark"] == "average")
     assert f'<b class="gate-value">{kept:.1%}</b> <span class="gate-result">✓</span>' in groups[0]
     assert "threshold <b>≥ 95.0%</b>" in groups[0]
-    # the generic title is small text under the gate
-    assert '<div class="gate-what">merged score / parents&#39; score (capability retention)</div>' in groups[0]
+    # the generic title is small text under a failed gate, a tooltip on a passed one
+    assert '<div class="gate-what">a measured number against a threshold</div>' in groups[0]
+    assert 'title="merged score / parents&#39; score (capability retention) · retention &gt;= 95%: pass"' in groups[0]
 
 
 @pytest.mark.parametrize(
@@ -135,7 +147,7 @@ def test_markdown_gates_per_candidate_failed_first(wide_md):
     assert len(rows) == 16
     statuses = [r.split(" | ")[0].removeprefix("| ") for r in rows[:8]]
     assert statuses == ["✗ FAIL"] * 2 + ["? NOT EVALUATED"] * 2 + ["✓ PASS"] * 4
-    assert rows[0].split(" | ")[1] == "gsm8k &gt;= mean(parents) * 1.02"
+    assert rows[0].split(" | ")[1] == "gsm8k &gt;= max(parents) + 2"
     assert re.search(r"\| retention &gt;= 95% \| \d+\.\d% ✓ \(threshold ≥ 95\.0%\) \|", section)
 
 

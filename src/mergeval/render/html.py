@@ -258,6 +258,7 @@ class _View:
         self.gate_counts = {s: sum(g["status"] == s for g in self.gates) for s in ("pass", "fail", "not evaluated")}
         self.gate_groups = self._gate_groups()
         self.tables = self._tables()
+        self.glance = self._glance()
         self.charts = self._charts()
         self.subject_charts = self._subject_delta_charts()
         self.comparison_groups = self._comparison_groups()
@@ -339,6 +340,27 @@ class _View:
         return groups
 
     # -- the comparison table ---------------------------------------------------------------------
+
+    def _glance(self) -> list[dict]:
+        """Every model's Average for the page's header; a candidate's with its difference to the mean of its
+        parents."""
+        averages = self.report.averages
+        if not any(_is_number(averages.get(m["name"])) for m in self.models):
+            return []
+        present = [a for m in self.models if _is_number(a := averages.get(m["name"]))]
+        best = max(present) if len(present) > 1 else None
+        out = []
+        for m in self.models:
+            average = averages.get(m["name"])
+            parents = [averages.get(p) for p in self.parents_of(m["name"])] if m["role"] == "candidate" else []
+            delta = (average - mean(parents)) if parents and _is_number(average) and all(
+                _is_number(p) for p in parents) else None
+            out.append({"name": m["name"], "colour": m["colour"], "average": _fmt(average),
+                        "best": _is_number(average) and average == best,
+                        "delta": f"{_fmt_signed(delta)} vs parents" if delta is not None else "",
+                        "delta_tone": _tone(delta),
+                        "delta_title": "the Average minus the mean of its parents' Averages, in points"})
+        return out
 
     def _tables(self) -> list[dict]:
         """The models x benchmarks table, folded into several when it would not fit a laptop screen: each
