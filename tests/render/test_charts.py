@@ -179,10 +179,10 @@ def test_radar_caption_states_the_scale_the_chart_draws(values, floor, says_zero
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _bars(n_benchmarks: int, n_models: int) -> str:
+def _bars(n_benchmarks: int, n_models: int, every: int = 3) -> str:
     models = [f"model-{i}-{EVIL}" for i in range(n_models)]
     groups = [
-        (f"benchmark_{j}_with_a_long_name" if j % 3 == 0 else f"b{j}",
+        (f"benchmark_{j}_with_a_long_name" if j % every == 0 else f"b{j}",
          [charts.Bar(m, 40.0 + i + j, 38.0 + i, 43.0 + i, "incomplete" if i == 1 else "") for i, m in
           enumerate(models)])
         for j in range(n_benchmarks)
@@ -206,6 +206,7 @@ def _retention() -> str:
 ALL_CHARTS = {
     "bars, 6 benchmarks x 4 models": (lambda: _bars(6, 4), charts.BARS_WIDTH),
     "bars, 14 benchmarks x 5 models": (lambda: _bars(14, 5), charts.BARS_WIDTH),
+    "bars, 16 long names x 6 models": (lambda: _bars(16, 6, every=1), charts.BARS_WIDTH),
     "radar": (lambda: _radar(LEADERBOARD)[1], charts.RADAR_WIDTH),
     "subject deltas": (_deltas, charts.DELTA_WIDTH),
     "retention": (_retention, charts.RETENTION_WIDTH),
@@ -236,14 +237,16 @@ def test_bar_labels_that_do_not_fit_their_slot_are_slanted_not_cut():
     assert len(groups) == 14 and all("rotate(-35)" in t.get("transform", "") for t in groups)
     assert [_own_text(t) for t in groups][:2] == ["benchmark_0_with…", "b1"]
     assert groups[0].find("title").text == "benchmark_0_with_a_long_name"
-    _, _, right, bottom = _view_box(root)
-    for text in groups:  # the slanted names stay inside the chart
-        mid, base = (float(v) for v in re.search(r"translate\(([\d.]+) ([\d.]+)\)", text.get("transform")).groups())
-        width = charts.text_width(_own_text(text), charts.FONT, bold=True)
-        assert mid - width * math.cos(math.radians(35)) >= 0 and base + width * math.sin(math.radians(35)) <= bottom
-        assert mid <= right
-    assert all("rotate" not in t.get("transform", "") for t in _texts(_parse(_bars(3, 2))) if "grp" in
-               t.get("class", ""))
+    for chart in (root, _parse(_bars(16, 6, every=1))):  # the slanted names stay inside the chart
+        _, _, right, bottom = _view_box(chart)
+        for text in (t for t in _texts(chart) if "grp" in t.get("class", "")):
+            translate = re.search(r"translate\(([\d.]+) ([\d.]+)\)", text.get("transform"))
+            mid, base = (float(v) for v in translate.groups())
+            width = charts.text_width(_own_text(text), charts.FONT, bold=True)
+            assert mid - width * math.cos(math.radians(35)) >= 0, _own_text(text)
+            assert base + width * math.sin(math.radians(35)) <= bottom and mid <= right
+    short = _parse(_bars(3, 2))
+    assert all("rotate" not in t.get("transform", "") for t in _texts(short) if "grp" in t.get("class", ""))
 
 
 def test_bar_axis_ticks_are_round():

@@ -328,17 +328,23 @@ def grouped_bars(
     ticks = nice_ticks(0.0, y_max if y_max > 0 else 1.0, 5, zero=True)
     tick_w = max(text_width(label, FONT_SMALL) for label in ticks.labels())
     left, right = 24 + tick_w + 8, 12.0
-    min_plot = (4.0 * n_models + 12) * max(len(groups), 1)
+    n_groups = max(len(groups), 1)
+    min_plot = (4.0 * n_models + 12) * n_groups
     label_ws = [min(text_width(label, FONT, bold=True), 150.0) for label, _ in groups]
-    for _ in range(2):  # slanted group names reach left of their bar group: make room for the first ones
-        slot = max(width - left - right, min_plot) / max(len(groups), 1)
-        if not any(w > slot - 6 for w in label_ws):
-            break
-        reach = max((w * 0.82 - (i * slot + slot / 2) for i, w in enumerate(label_ws)), default=0.0)
-        left = max(left, reach + 8)
+    if any(w > max(width - left - right, min_plot) / n_groups - 6 for w in label_ws):
+        # Slanted names reach left of their group (cos 35° = 0.82 of their width): widen the left margin up
+        # to what the bars leave, and shorten the first names if that is not enough, so the chart keeps its
+        # width (and its text its size).
+        max_left = max(left, width - right - min_plot)
+        for _ in range(2):
+            slot = max(width - left - right, min_plot) / n_groups
+            reach = max((w * 0.82 - (i * slot + slot / 2) for i, w in enumerate(label_ws)), default=0.0)
+            left = min(max(left, reach + 8), max_left)
+        slot = max(width - left - right, min_plot) / n_groups
+        label_ws = [min(w, (left - 8 + i * slot + slot / 2) / 0.82) for i, w in enumerate(label_ws)]
     plot_w = max(width - left - right, min_plot)
     width = left + plot_w + right
-    slot = plot_w / max(len(groups), 1)
+    slot = plot_w / n_groups
     bar_gap = 2.0 if n_models > 1 else 0.0
     bar_w = max(min(22.0, (slot - 14 - (n_models - 1) * bar_gap) / n_models), 3.0)
     group_w = n_models * bar_w + (n_models - 1) * bar_gap
@@ -362,7 +368,7 @@ def grouped_bars(
             colour = colours.get(bar.model, _NO_GROUP_COLOUR)
             parts.append(_bar(bar, group_label, x, bar_w, top + plot_h, y_of, colour))
         mid, base = left + gi * slot + slot / 2, top + plot_h + 18
-        shown = _fit(group_label, 150.0 if slanted else slot - 6, bold=True)
+        shown = _fit(group_label, label_ws[gi] if slanted else slot - 6, bold=True)
         if slanted:
             parts.append(f'<text class="lbl grp" transform="translate({_num(mid + 4)} {_num(base - 6)}) '
                          f'rotate(-35)" text-anchor="end"><title>{_esc(group_label)}</title>{_esc(shown)}</text>')
