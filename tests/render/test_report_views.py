@@ -130,6 +130,8 @@ def test_gates_are_grouped_per_candidate_failed_first_and_led_by_the_gate_as_wri
         (GateResult(name="retention >= 95%", value=0.881, threshold=0.95, status="fail"), ("88.1%", "≥ 95.0%")),
         (GateResult(name="m: average >= min(parents)", candidate="m", value=61.234, threshold=60.5), ("61.23", "≥ 60.5")),
         (GateResult(name="no regressions on gsm8k", value=2, threshold=0), ("2", "≤ 0")),
+        (GateResult(name="win_rate >= 45%", value=0, threshold=0.45, status="fail"), ("0.0%", "≥ 45.0%")),
+        (GateResult(name="gsm8k >= 50%", value=55.12, threshold=0.5), ("55.12", "≥ 0.5")),
         (GateResult(name="sanity checks pass", value="3/4 passed", threshold="4/4"), ("3/4 passed", "4/4")),
         (GateResult(name="manual testing signed off"), ("not measured", "")),
     ],

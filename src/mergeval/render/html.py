@@ -261,7 +261,6 @@ class _View:
         self.glance = self._glance()
         self.charts = self._charts()
         self.subject_charts = self._subject_delta_charts()
-        self.comparison_groups = self._comparison_groups()
         self.stat_groups = self._stat_groups()
         self.regression_rows = self._regression_rows()
         self.retention_rows, self.retention_summaries = self._retention()
@@ -597,23 +596,6 @@ class _View:
         return text.removeprefix(prefix).replace("_", " ")
 
     # -- statistics, regressions, retention ---------------------------------------------------------
-
-    def _comparison_groups(self) -> list[dict]:
-        """The comparison rows grouped by (candidate, reference): Holm's correction runs within a group."""
-        groups: dict[tuple[str, str], dict] = {}
-        for row in self._comparison_rows():
-            key = (row["candidate"], row["reference"])
-            if key not in groups:
-                groups[key] = {
-                    "candidate": row["candidate"],
-                    "reference": row["reference"],
-                    "role": row["role"],
-                    "rows": [],
-                }
-            groups[key]["rows"].append(row)
-        for group in groups.values():
-            group["n_significant"] = sum(bool(r["significant"]) for r in group["rows"])
-        return list(groups.values())
 
     def _stat_groups(self) -> list[dict]:
         """The paired comparisons folded per candidate, then per benchmark family; each fold shows the

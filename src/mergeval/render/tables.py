@@ -125,13 +125,17 @@ def benchmark_groups(report: Report, benchmarks: list[BenchmarkEntry] | None = N
     """The benchmarks as (title, benchmarks) tables of at most `max_columns` each, so a wide comparison folds
     into several tables instead of scrolling sideways. One table when they all fit (title ""); else one per
     benchmark family (the check that measures them), small families packed together, a large one cut into
-    even parts ("lm-eval (1/2)")."""
+    even parts ("leaderboard (1/2)"); a suite keeps a table of its own."""
     benchmarks = list(report.benchmarks if benchmarks is None else benchmarks)
     if len(benchmarks) <= max_columns:
         return [("", benchmarks)] if benchmarks else []
     families: dict[str, list[BenchmarkEntry]] = {}
+    suites: set[str] = set()
     for b in benchmarks:
-        families.setdefault(family_of(report, b), []).append(b)
+        family = family_of(report, b)
+        families.setdefault(family, []).append(b)
+        if b.kind == "lm-eval":
+            suites.add(family)
     groups: list[tuple[str, list[BenchmarkEntry]]] = []
     small: list[tuple[str, list[BenchmarkEntry]]] = []
     for title, members in families.items():
@@ -139,6 +143,8 @@ def benchmark_groups(report: Report, benchmarks: list[BenchmarkEntry] | None = N
             parts = math.ceil(len(members) / max_columns)
             size = math.ceil(len(members) / parts)
             groups += [(f"{title} ({i + 1}/{parts})", members[i * size:(i + 1) * size]) for i in range(parts)]
+        elif title in suites:  # a suite keeps its own table
+            groups.append((title, members))
         elif small and len(small[-1][1]) + len(members) <= max_columns:
             last_title, last = small[-1]
             small[-1] = (f"{last_title}, {title}", last + members)
@@ -227,9 +233,9 @@ def _plain(value: object, percent: bool) -> str:
 
 def gate_figures(gate: GateResult) -> tuple[str, str]:
     """(the measured value, the threshold with its operator) as a reader compares them: `88.1%`, `≥ 95.0%`.
-    Retention gates are ratios and read as percentages."""
+    Retention gates and gates written with a percentage (`win_rate >= 45%`) are ratios and read as percentages."""
     name = gate_as_written(gate)
-    percent = ("retention" in name.lower() or gate.description == _RETENTION_SUMMARY) and all(
+    percent = ("retention" in name.lower() or "%" in name or gate.description == _RETENTION_SUMMARY) and all(
         v is None or (_is_number(v) and 0 <= v <= 10) for v in (gate.value, gate.threshold))
     value = "not measured" if gate.value is None else _plain(gate.value, percent)
     if gate.threshold is None:
