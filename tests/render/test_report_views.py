@@ -69,6 +69,24 @@ def test_a_small_report_is_one_table_with_the_average_first():
     assert _heads(scores)[:3] == ["Model", "Average", "ARC"]
 
 
+def test_markdown_scores_have_the_average_first_and_fold_like_the_html(wide, wide_md):
+    section = wide_md[wide_md.index("## Scores"):wide_md.index("## Candidates vs references")]
+    headers = [line for line in section.splitlines() if line.startswith("| Model |")]
+    assert len(headers) == 3 and all(h.startswith("| Model | Role | Average | ") for h in headers)
+    assert "### leaderboard-mix (1/2)" in section and "### humaneval, mtbench, bleu, consistency" in section
+    deltas = wide_md[wide_md.index(f"### {WIDE_CANDIDATES[0]}: differences"):]
+    first_row = [line for line in deltas.splitlines() if line.startswith("| ") and "---" not in line][1]
+    assert first_row.startswith(f"| Average | {wide['averages'][WIDE_CANDIDATES[0]]:.2f} |")
+
+
+def test_a_report_without_averages_does_not_describe_one():
+    report = build_sample_report()
+    report["averages"] = {name: None for name in report["averages"]}
+    html, markdown = render_html(report), render_markdown(report)
+    assert "No Average: no model has a score on every benchmark" in html and "plain mean" not in html
+    assert "No Average: no model has a score on every benchmark" in markdown
+
+
 def test_the_average_says_what_it_covers(wide_html, wide_md):
     covered = "Average = plain mean of the 12 leaderboard-mix benchmarks (ARC, HellaSwag, MMLU"
     left_out = "not in it: HumanEval, MT-Bench, BLEU (de-en), Consistency"

@@ -166,6 +166,8 @@ def average_covers(report: Report) -> str:
     """One sentence on what the Average is the mean of, e.g. "Average = plain mean of the 6 leaderboard-v1
     benchmarks (ARC, ...); not in it: Perplexity"."""
     names = [b.name for b in report.benchmarks]
+    if not any(v is not None for v in report.averages.values()):
+        return "No Average: no model has a score on every benchmark it would cover"
     if not names:
         return "Average = plain mean of the benchmarks"
     covered = [n for n in names if n in average_members(report)]
