@@ -33,7 +33,11 @@ def chromium_binary() -> str | None:
 
 @contextmanager
 def launch() -> Iterator[Browser]:
-    """Start Playwright and Chromium (no sandbox: Playwright's default, needed as root in a container)."""
+    """Start Playwright and Chromium (no sandbox: Playwright's default, needed as root in a container).
+
+    Scroll bars are hidden (Playwright's headless default, like overlay scroll bars): the layout width is the
+    full viewport. ``ignore_default_args=["--hide-scrollbars"]`` would give classic 15 px ones.
+    """
     from playwright.sync_api import sync_playwright
 
     executable = chromium_binary()
