@@ -94,3 +94,20 @@ def test_the_average_is_the_first_number_column(tmp_path):
     assert len(heads) == 3  # the suite's twelve benchmarks in two tables of six, the four other checks in one
     assert all(h[:2] == ["Model", "Average"] for h in heads), heads
     assert sum(len(h) - 2 for h in heads) == 16  # every benchmark once
+
+
+def test_no_table_is_cut_at_laptop_widths(tmp_path):
+    """From 1,024 to 1,440 px, no table ends past its card and the page does not scroll sideways ("By
+    category" included: it moves under its chart rather than being cut)."""
+    for name, report in (("sample", build_sample_report()), ("wide", build_wide_report())):
+        path = write_html(report, tmp_path / f"{name}.html")
+        with open_page(path, width=WIDTH, height=HEIGHT) as page:
+            for width in (1024, 1100, 1280, 1300, 1366, 1440):
+                page.call("Emulation.setDeviceMetricsOverride",
+                          {"width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+                facts = json.loads(page.evaluate(_MEASURE))
+                assert facts["scroll_width"] <= facts["viewport"], (name, width, facts)
+                assert facts["cut"] == [], (name, width, facts["cut"])
+                if width >= 1280:  # laptop widths: nothing scrolls inside its card either
+                    assert facts["scrolled"] == [], (name, width, facts["scrolled"])
+            assert page.problems.all() == []
