@@ -111,3 +111,16 @@ def test_no_table_is_cut_at_laptop_widths(tmp_path):
                 if width >= 1280:  # laptop widths: nothing scrolls inside its card either
                     assert facts["scrolled"] == [], (name, width, facts["scrolled"])
             assert page.problems.all() == []
+
+
+def test_paired_statistics_show_only_the_significant_rows_until_opened(tmp_path):
+    report = build_wide_report()
+    significant = sum(c["significant"] for c in report["comparisons"])
+    assert 0 < significant < len(report["comparisons"]) == 96
+    path = write_html(report, tmp_path / "wide.html")
+    count = """[...document.querySelectorAll('#statistics tbody tr:not(.group-head)')]
+        .filter(e => e.checkVisibility()).length"""
+    with open_page(path, width=WIDTH, height=HEIGHT) as page:
+        assert page.evaluate(count) == significant
+        page.evaluate("document.querySelectorAll('#statistics details').forEach(d => { d.open = true; })")
+        assert page.evaluate(count) == 96
