@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from mergeval import __version__
-from mergeval.cli import chat, code, merge, plan, results, text
+from mergeval.cli import chat, code, diff, merge, plan, results, text
 from mergeval.cli.options import DEFAULT_STORE, console, err_console, split_list
 from mergeval.cli.progress import progress_display, rich_progress
 from mergeval.errors import UserError
@@ -90,7 +90,7 @@ def _main(
     _configure_logging(verbose)
 
 
-for _module in (results, plan, text, merge, code, chat):
+for _module in (results, plan, text, merge, code, chat, diff):
     _module.register(app)
 
 
