@@ -173,6 +173,7 @@ def test_mtbench_and_humaneval_items(tmp_path):
     assert [t["rating"] for t in turns] == [3, 4] and turns[0]["answer"] == "m answer 82 t1"
     assert turns[1]["judgment"] == "Rating: [[4]] for m"
     assert item_diffs(db, "m", "p", "mt-bench", subject="writing").items == []
+    assert item_diffs(db, "m", "p", "mtbench").items[0].item_id == "82"  # the report's benchmark name
     he = item_diffs(db, "m", "p", "humaneval", "lost")
     (item,) = he.items
     assert item.group == "HumanEval/0" and item.candidate.answer == "return m"
@@ -257,3 +258,19 @@ def test_html_partial_renders_lazily_filters_and_escapes(evaluated, tmp_path):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_payload_of_mtbench_and_humaneval(tmp_path):
+    db = tmp_path / "other.db"
+    _other_rows(db)
+    report = {"models": [{"name": "m", "fingerprint": "m" * 64, "role": "candidate"},
+                         {"name": "p", "fingerprint": "p" * 64, "role": "parent"}],
+              "benchmarks": [{"name": "mtbench", "display": "MT-Bench"}, {"name": "humaneval"}]}
+    payload = item_diff_payload(db, report)
+    mt, he = payload["benchmarks"]
+    assert (mt["display"], mt["group_label"], he["group_label"]) == ("MT-Bench", "category", "problem")
+    assert mt["candidates"]["m"]["counts"] == {"p": {"n_compared": 2, "n_lost": 1, "n_gained": 0}}
+    (item,) = mt["candidates"]["m"]["items"]
+    assert item["g"] == "math" and item["c"]["detail"]["turns"][0]["rating"] == 3
+    (item,) = he["candidates"]["m"]["items"]
+    assert (item["id"], item["c"]["answer"], item["c"]["detail"]["status"]) == ("HumanEval/0#0", "return m", "failed")

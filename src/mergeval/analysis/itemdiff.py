@@ -193,6 +193,10 @@ def resolve_tasks(store: Store, task: str | None, by_name: Mapping[str, list[Che
     near = sorted(n for n in by_name if n.startswith((f"{task}_", f"{task}:")) or n.endswith(f"_{task}"))
     if near:
         return near
+    if task.replace("-", "").replace("_", "").lower().endswith("mtbench"):  # a report's MT-Bench benchmark
+        graded = sorted(n for n, rows in by_name.items() if rows[0].kind == MTBENCH_SINGLE)
+        if graded:
+            return graded
     known = ", ".join(sorted(by_name)[:20]) + (" ..." if len(by_name) > 20 else "")
     raise UserError(f"No stored results for task {task!r} in {store.path} (stored tasks: {known or 'none'}); "
                     "pass one of those names or a benchmark of the suite that ran them.")
