@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,38 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def export_results(store_path: str | Path, *, format: str = "json", items: bool = False) -> str:
-    """The stored results as JSON or CSV text. The store is opened read-only (also in a read-only folder)."""
+def _wanted(what: str, option: str, asked: Sequence[str] | None, known: list[str],
+            matches: Callable[[str], list[str]]) -> set[str] | None:
+    """The keys `asked` selects (None: all); an unknown name fails with the valid names."""
+    if not asked:
+        return None
+    wanted: set[str] = set()
+    for name in asked:
+        found = matches(name)
+        if not found:
+            valid = ", ".join(sorted(set(known))) or "none"
+            raise UserError(f"No {what} {name!r} in the store; {option} takes one of: {valid}.")
+        wanted.update(found)
+    return wanted
+
+
+def export_results(store_path: str | Path, *, format: str = "json", items: bool = False,
+                   models: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> str:
+    """The stored results as JSON or CSV text. The store is opened read-only (also in a read-only folder).
+    `models` (name, reference or fingerprint prefix) and `tasks` (task or check name) keep only those."""
     rows: list[dict[str, Any]] = []
     with Store(store_path, readonly=True) as store:
-        for model in store.models():
-            for check in store.checks():
+        all_models, all_checks = store.models(), store.checks()
+        model_keys = _wanted("model", "--model", models, [m.name for m in all_models],
+                             lambda key: [m.fingerprint for m in store.find_models(key)])
+        task_keys = _wanted("task", "--task", tasks, [c.name for c in all_checks],
+                            lambda key: [c.hash for c in all_checks if c.name == key])
+        for model in all_models:
+            if model_keys is not None and model.fingerprint not in model_keys:
+                continue
+            for check in all_checks:
+                if task_keys is not None and check.hash not in task_keys:
+                    continue
                 stored = store.items(model.fingerprint, check.hash, with_data=items)
                 if not stored:
                     continue

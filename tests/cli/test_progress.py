@@ -91,7 +91,7 @@ def test_training_advances_per_optimiser_step(tmp_path):
     recorder = Recorder()
     recipe = TrainingRecipe(base_steps=12, arithmetic_steps=7, capitals_steps=5, batch_size=4)
     demo_models(recipe, cache_root=tmp_path, progress=recorder)
-    totals = {e[1]: e[3] for e in recorder.events if e[0] == "start"}
+    totals = {e[1]: e[3] for e in recorder.events if e[0] == "start" and e[3] is not None}
     assert totals == {"demo-training-base": 12, "demo-training-arithmetic": 7, "demo-training-capitals": 5}
     for key, total in totals.items():
         steps = [e for e in recorder.events if e[0] == "advance" and e[1] == key]
@@ -115,3 +115,29 @@ def test_merge_names_method_and_parents_and_counts_mergekit_steps(tiny_models, t
     assert len(steps) > 3 and done == total  # one report per mergekit step, up to the last
     assert ("finish", start[1], "done") in recorder.events
     assert (tmp_path / "out" / "config.json").exists()
+
+
+def test_sanity_reports_every_probe_before_its_batch_is_stored(tiny_models, tmp_path):
+    from mergeval.checks.sanity import run_sanity_checks
+    from mergeval.models import resolve
+    from mergeval.store import Store
+
+    recorder = Recorder()
+    merged = resolve(tiny_models / "merged", dtype="float32")
+    parent = resolve(tiny_models / "parent-a", dtype="float32")
+    with Store(tmp_path / "s.db") as store:
+        run_sanity_checks(store, merged, [parent], progress=recorder)
+    (start,) = [e for e in recorder.events if e[0] == "start"]
+    mine = [e for e in recorder.events if e[1:2] == (start[1],)]
+    probes = [e for e in mine if e[0] == "within"]
+    assert [e[3] for e in probes] == list(range(1, 8)) and {e[4] for e in probes} == {7}
+    assert mine.index(probes[-1]) < mine.index(next(e for e in mine if e[0] == "advance"))
+
+
+def test_the_preparing_spinner_goes_when_the_first_bar_comes():
+    bars = RichBars(console=Console(file=io.StringIO()))
+    progress = RichProgress(bars)
+    progress.preparing("reading the plan")
+    assert [t.description for t in bars.tasks] == ["reading the plan"] and bars.tasks[0].total is None
+    progress.start("k", "model · task", 3)
+    assert [t.description for t in bars.tasks] == ["model · task"]

@@ -21,7 +21,7 @@ from mergeval.checks._text import ModelSelection, TextCheck, run_on_models
 from mergeval.core.check import Batch, CheckConfig, MetricSpec, Task
 from mergeval.core.context import CheckContext, PlanModel, RunEnv
 from mergeval.core.identity import content_hash
-from mergeval.core.progress import Progress
+from mergeval.core.progress import Progress, within_batch
 from mergeval.core.registry import check
 from mergeval.core.results import CheckData, Missing
 from mergeval.dtypes import resolved_dtype, stored_hash
@@ -203,6 +203,7 @@ class Sanity(TextCheck[SanityConfig]):
             folder=engine.ref.path,
             max_new_tokens=config.max_new_tokens,
             max_repetition=config.max_repetition,
+            on_probe=lambda done, total: within_batch(len(item_ids), done, total),  # the bar moves per probe
         )
         rows = [_item(r) for r in results] + [ItemRow(FOOTPRINT, facts, {})]
         wanted = set(item_ids)

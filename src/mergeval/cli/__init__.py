@@ -94,6 +94,28 @@ for _module in (results, plan, text, merge, code, chat, diff):
     _module.register(app)
 
 
+def _no_flag_metavars() -> None:
+    """A flag takes no value, so its help line shows none: typer >= 0.29 labels every flag (`--help` too)
+    `<bool>`. One place for every command, whatever module registered it (and docs/cli.md, generated from
+    the same commands)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # another typer: its own help screens
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_mergeval", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._mergeval = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_flag_metavars()
+
+
 INTERRUPTED = 130
 
 

@@ -128,6 +128,11 @@ def _run(check_type: str, config: ChatConfig, models: list[PlanModel], db: Store
         run_entries([Entry(get_check(check_type), config)], ctx)
 
 
+def _pct(x: float | None) -> str:
+    """A rate (0-1) on the terminal's one scale: percent, one decimal."""
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
 def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -230,13 +235,14 @@ def mtbench_pair_cmd(
         r = pairwise_summary(db, a.ref, b.ref, inputs.questions, inputs.judge, generation=inputs.generation,
                              prompts=inputs.prompts, parser=config.parser)
     table = Table(title=f"{r.model_a} vs {r.model_b} ({r.n_games} games, judge {inputs.judge.name})")
-    for column in ("wins", "ties", "losses", "win rate", "loss rate", "adjusted win rate (95% CI)",
-                   "position consistency", "unparsed"):
+    # Rates x100 under "(%)" headers, the scale of every other table.
+    for column in ("wins", "ties", "losses", "win rate (%)", "loss rate (%)", "adjusted win rate (%) (95% CI)",
+                   "position consistency (%)", "unparsed"):
         table.add_column(column, justify="right")
     adjusted = r.win_rate_adjusted
-    table.add_row(str(r.wins), str(r.ties), str(r.losses), _fmt(r.win_rate, 3), _fmt(r.loss_rate, 3),
-                  f"{adjusted.mean:.3f} ({adjusted.ci_low:.3f}-{adjusted.ci_high:.3f})" if adjusted else "-",
-                  _fmt(r.consistency_rate, 3), str(r.n_unparsed))
+    table.add_row(str(r.wins), str(r.ties), str(r.losses), _pct(r.win_rate), _pct(r.loss_rate),
+                  f"{_pct(adjusted.mean)} ({_pct(adjusted.ci_low)}-{_pct(adjusted.ci_high)})" if adjusted else "-",
+                  _pct(r.consistency_rate), str(r.n_unparsed))
     console.print(table)
     console.print("[dim]A win counts only when both answer orders agree; disagreeing orders are ties.[/dim]")
 
@@ -247,11 +253,11 @@ def _show_pairwise_file(path: Path, judgments: Any, model_name: str | None, base
                                  model_list=[model_name] if model_name else None)
     table = Table(title=f"{path.name}: FastChat show_result, {mode}"
                         + (f" (baseline {baseline_model})" if baseline_model else ""))
-    for column in ("model", "win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted"):
+    rates = ("win_rate", "loss_rate", "win_rate_adjusted")  # fractions in FastChat; x100 here, as everywhere
+    for column in ("model", "win", "loss", "tie", *(f"{c} (%)" for c in rates)):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model, row in sorted(shown.items(), key=lambda kv: -kv[1]["win_rate_adjusted"]):
-        table.add_row(model, *(f"{row[c]:.0f}" for c in ("win", "loss", "tie")),
-                      *(f"{row[c]:.3f}" for c in ("win_rate", "loss_rate", "win_rate_adjusted")))
+        table.add_row(model, *(f"{row[c]:.0f}" for c in ("win", "loss", "tie")), *(_pct(row[c]) for c in rates))
     console.print(table)
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from mergeval.render.terminal import make_console
 from mergeval.store import DEFAULT_STORE, RESULTS_DIR
 
-console = Console()
-err_console = Console(stderr=True)
+# Without a terminal (a CI log, `| tee`): COLUMNS or a wide default, lines never wrapped (make_console).
+console = make_console()
+err_console = make_console(stderr=True)
 
 STORE_ENV = "MERGEVAL_STORE"
 DATA_DIR_ENV = "MERGEVAL_DATA_DIR"

@@ -106,7 +106,8 @@ def run_cmd(
     """Evaluate what the plan needs that the store lacks (sanity checks first), then compare and report."""
     plan = _runnable_plan(plan_file)
     runs_on = resolve_executor(executor, address, settings=plan.settings)  # before anything is opened
-    with progress_display() as progress:  # the core protocol: one bar per key (Ray runs several at once)
+    # the core protocol: one bar per key (Ray runs several at once); a spinner until the first one
+    with progress_display(preparing="reading the plan, fingerprinting the models, loading the checks") as progress:
         report = api.run(plan, store=store, progress=progress, say=_say, checks=split_list(only),
                          executor=runs_on, adaptive=adaptive)
     _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=subjects)

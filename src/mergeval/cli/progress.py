@@ -39,7 +39,7 @@ class _Count(MofNCompleteColumn):
     """`done/total` in whole items (a bar moved inside a batch holds a fraction); nothing for a spinner."""
 
     def render(self, task):
-        if task.total is None:
+        if task.total is None or task.fields.get("spinner"):
             return TextColumn("").render(task)
         return super().render(task)
 
@@ -52,12 +52,26 @@ class RichProgress:
         self._ids: dict[str, tuple[int, str]] = {}  # key -> (rich task id, description)
         self._stored: dict[str, int] = {}  # key -> items reported done (the bar shows more inside a batch)
 
+    def preparing(self, description: str) -> None:
+        """A spinner saying what happens before the first bar (reading the plan, loading lm-eval's tasks); it
+        goes when the first bar comes, or with the display."""
+        self._drop_preparing()
+        if not self._bars.live.is_started and self._bars.console.is_terminal:
+            self._bars.start()
+        self._preparing = self._bars.add_task(escape(description), total=None, spinner=True)
+
+    def _drop_preparing(self) -> None:
+        if getattr(self, "_preparing", None) is not None:
+            self._bars.remove_task(self._preparing)
+            self._preparing = None
+
     def start(self, key: str, description: str, total: int | None) -> None:
+        self._drop_preparing()
         # Bars only on a terminal: redirected, a display would print its last frame among the results.
         if not self._bars.live.is_started and self._bars.console.is_terminal:
             self._bars.start()
         shown = escape(description)
-        self._ids[key] = (self._bars.add_task(shown, total=total), shown)
+        self._ids[key] = (self._bars.add_task(shown, total=total, spinner=total is None), shown)
         self._stored[key] = 0
         receive_within_batch(lambda items, done, total_requests: self._within(key, items, done, total_requests))
 
@@ -97,11 +111,16 @@ class RichProgress:
 
 
 @contextmanager
-def progress_display() -> Iterator[RichProgress]:
+def progress_display(preparing: str | None = None) -> Iterator[RichProgress]:
+    """The display; `preparing`: what a spinner says until the first bar starts."""
     bars = _bars()
+    progress = RichProgress(bars)
+    if preparing:
+        progress.preparing(preparing)
     try:
-        yield RichProgress(bars)
+        yield progress
     finally:
+        progress._drop_preparing()
         if bars.live.is_started:
             bars.stop()
 

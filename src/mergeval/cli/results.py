@@ -30,7 +30,7 @@ from mergeval.cli.options import (
 from mergeval.cli.progress import progress_display
 from mergeval.core.executors import resolve_executor
 from mergeval.data import pull_suite
-from mergeval.engines.lmeval.harness import parse_limit
+from mergeval.engines.lmeval.harness import CHECK_KIND, parse_limit
 from mergeval.errors import UserError
 from mergeval.export import check_output_file, export_results, write_output
 from mergeval.models import check_run_settings, convert_gguf
@@ -67,7 +67,8 @@ def eval_cmd(
     parse_limit(limit)  # bad settings fail before the progress display starts
     check_run_settings(dtype=dtype, device=device, backend=backend)
     runs_on = resolve_executor(executor, address)
-    with progress_display() as progress:  # the core protocol: one bar per key (Ray runs several at once)
+    # the core protocol: one bar per key (Ray runs several at once); a spinner until the first one
+    with progress_display(preparing="loading the models' identities, lm-eval and the tasks") as progress:
         result = api.evaluate(
             models, suite=suite, tasks=split_list(tasks) or None, limit=limit, store=store, data_dir=data_dir,
             include_paths=include_path or [], backend=backend, dtype=dtype, batch_size=batch_size, device=device,
@@ -76,7 +77,7 @@ def eval_cmd(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    print_eval(result, console, subjects=subjects)
+    print_eval(result, console, subjects=subjects, sizes=dataset_sizes(store, result))
     if result.evaluated_items == 0:
         console.print("[dim]All items came from the store; no model was run.[/dim]")
     else:
@@ -93,7 +94,29 @@ def show_cmd(
 ) -> None:
     """Print stored results again (no model is loaded, nothing is computed)."""
     result = api.read_results(store, suite=suite, models=split_list(model) or None, tasks=split_list(tasks) or None)
-    print_eval(result, console, subjects=subjects)
+    print_eval(result, console, subjects=subjects, sizes=dataset_sizes(store, result))
+
+
+def dataset_sizes(store: Path, result) -> dict[str, int]:
+    """Each benchmark's whole dataset (items), from the task facts runs store beside the items: what the
+    `n=10 of 1,172` under a header counts against. Benchmarks with a task whose size is unknown are left out."""
+    from mergeval.checks.lmeval import TASK_FACTS
+    from mergeval.store import Store
+
+    sizes: dict[str, int] = {}
+    if not result.models or not Path(store).exists():
+        return sizes
+    with Store(store, readonly=True) as db:
+        n_docs: dict[str, int] = {}
+        for check in db.checks(CHECK_KIND):
+            facts = db.cache_get(TASK_FACTS, check.hash) or {}
+            if isinstance(facts.get("n_docs"), int):
+                n_docs[check.name] = max(n_docs.get(check.name, 0), facts["n_docs"])
+    for bench in result.benchmarks:
+        tasks = {t for m in result.models if (s := m.scores.get(bench["name"])) for t in s.tasks}
+        if tasks and all(t in n_docs for t in tasks):
+            sizes[bench["name"]] = sum(n_docs[t] for t in tasks)
+    return sizes
 
 
 def export_cmd(
@@ -101,13 +124,18 @@ def export_cmd(
     store: StoreOpt = DEFAULT_STORE,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")] = None,
     items: Annotated[bool, typer.Option(help="Export every stored item, not only task scores.")] = False,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only these models (name or "
+                                                     "fingerprint prefix; repeat or comma-separate).")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these tasks (as stored, e.g. "
+                                                    "arc_challenge; repeat or comma-separate).")] = None,
 ) -> None:
     """Export stored results (task scores, or per-item rows with --items) as JSON or CSV."""
     if format not in ("json", "csv"):
         raise UserError(f"Unknown export format {format!r}. Use --format json or --format csv.")
     if out:
         check_output_file(out)  # before reading the store: a wrong --out fails at once
-    text = export_results(store, format=format, items=items)
+    text = export_results(store, format=format, items=items, models=split_list(model) or None,
+                          tasks=split_list(task) or None)
     if out:
         write_output(text, out)
         err_console.print(f"Wrote {out}")

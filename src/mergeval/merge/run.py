@@ -174,7 +174,9 @@ def _write_provenance_file(model: ModelRef, recipe: MergeRecipe, out_path: Path)
 def merge_description(recipe: MergeRecipe) -> str:
     """What a merge is, in a few words: `merging ties: arithmetic + capitals (base: base)`."""
     base = recipe.base_model
-    names = [_short(reference) for reference in recipe.parents if reference != base]
+    listed = [m.get("model") for m in recipe.config.get("models") or [] if isinstance(m, dict)]
+    listed = [str(m) for m in listed if isinstance(m, str)]  # mergekit's `models:`, the base among them for SLERP
+    names = [_short(reference) for reference in listed or [r for r in recipe.parents if r != base]]
     text = f"merging {recipe.method}: {' + '.join(names) or '?'}"
     return text + (f" (base: {_short(base)})" if base else "")
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mergeval.render.tables import BEST_PARENT, WORST_PARENT, Delta, delta_columns, delta_rows
-from mergeval.render.terminal import esc, scores_table, subject_tables
+from mergeval.render.terminal import UNBOUNDED_WIDTH, esc, folded, make_console, scores_table, subject_tables
 from mergeval.report import RegressionRow, Report
 
 _STATUS_STYLE = {
@@ -44,7 +44,7 @@ def deltas_table(report: Report, candidate: str) -> Table | None:
     for row in delta_rows(report, candidate):
         value = "[dim]-[/dim]" if row.value is None else f"{row.value:.2f}"
         table.add_row(esc(row.display), value, *[_delta(key, row.deltas.get(key)) for key, _ in cols])
-    return table
+    return folded(table)
 
 
 def gates_table(report: Report) -> Table:
@@ -54,7 +54,7 @@ def gates_table(report: Report) -> Table:
     table.add_column("Detail")
     for g in report.gates:
         table.add_row(_STATUS_STYLE.get(g.status, g.status), esc(g.name), esc(g.detail))
-    return table
+    return folded(table)
 
 
 def _regression_line(r: RegressionRow) -> str:
@@ -120,7 +120,7 @@ def print_report(
 ) -> None:
     """The report on the terminal: scores, deltas, retention, regressions, sanity, gates, verdict."""
     report = Report.from_data(report)
-    console = console or Console()
+    console = console or make_console()
     if not gates_only:
         _print_analysis(report, console, subjects)
         _print_adaptive(report, console)
@@ -131,4 +131,4 @@ def print_report(
     console.print(f"[{style}]{esc(report.verdict.summary)}[/{style}]")
 
 
-__all__ = ["deltas_table", "gates_table", "print_report"]
+__all__ = ["UNBOUNDED_WIDTH", "deltas_table", "gates_table", "make_console", "print_report"]

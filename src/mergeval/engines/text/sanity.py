@@ -27,7 +27,7 @@ import json
 import re
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,22 +339,28 @@ def run_probes(
     folder: Path | None,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     max_repetition: float = DEFAULT_MAX_REPETITION,
+    on_probe: Callable[[int, int], None] | None = None,
 ) -> tuple[list[SanityResult], dict[str, float]]:
     """Every probe on a loaded model; returns (results, facts). The tokenizer and chat-template probes run
-    when there are parents' tokenizers to compare with. `folder` (the weights) gives the size fact."""
-    results = [check_weights_finite(model)]
-    results.append(check_hello(generate(model, tokenizer, PROMPTS["hello"], max_new_tokens=20, chat=False)))
-    results.append(
-        check_continuation(generate(model, tokenizer, PROMPTS["continuation"], max_new_tokens=24, chat=False))
-    )
-    results.append(
-        check_instruction(generate(model, tokenizer, PROMPTS["instruction"], max_new_tokens=48, chat=True))
-    )
+    when there are parents' tokenizers to compare with. `folder` (the weights) gives the size fact.
+    `on_probe(done, total)` after each probe (progress)."""
+    total = 7 if parent_tokenizers else 5
+    results: list[SanityResult] = []
+
+    def done(result: SanityResult) -> None:
+        results.append(result)
+        if on_probe is not None:
+            on_probe(len(results), total)
+
+    done(check_weights_finite(model))
+    done(check_hello(generate(model, tokenizer, PROMPTS["hello"], max_new_tokens=20, chat=False)))
+    done(check_continuation(generate(model, tokenizer, PROMPTS["continuation"], max_new_tokens=24, chat=False)))
+    done(check_instruction(generate(model, tokenizer, PROMPTS["instruction"], max_new_tokens=48, chat=True)))
     long = generate(model, tokenizer, PROMPTS["repetition"], max_new_tokens=max_new_tokens, chat=True)
-    results.append(check_repetition(long, max_repetition=max_repetition))
+    done(check_repetition(long, max_repetition=max_repetition))
     if parent_tokenizers:
-        results.append(check_tokenizer(tokenizer, model.config, dict(parent_tokenizers)))
-        results.append(check_chat_template(tokenizer, dict(parent_tokenizers)))
+        done(check_tokenizer(tokenizer, model.config, dict(parent_tokenizers)))
+        done(check_chat_template(tokenizer, dict(parent_tokenizers)))
     facts = {"params_b": sum(p.numel() for p in model.parameters()) / 1e9}
     size = _folder_size_gb(folder)
     if size is not None:

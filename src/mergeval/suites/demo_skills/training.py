@@ -294,8 +294,6 @@ def demo_models(
 ) -> DemoModels:
     """The demo's base and two parents, trained once per recipe and cached. `progress` gets a bar per model
     that advances with every optimiser step (its description shows the loss)."""
-    from transformers import AutoModelForCausalLM
-
     progress = progress or NullProgress()
 
     recipe = recipe or TrainingRecipe()
@@ -307,7 +305,13 @@ def demo_models(
     if all((f / "config.json").exists() for f in folders.values()):
         return DemoModels(**folders, trained=[], seconds=0.0)
 
-    tokenizer = build_tokenizer(recipe.vocab_size)
+    progress.start("demo-training-setup", "training a tokenizer for the demo's text", None)
+    try:
+        tokenizer = build_tokenizer(recipe.vocab_size)
+        describe(progress, "demo-training-setup", "loading torch and transformers")
+        from transformers import AutoModelForCausalLM, LlamaForCausalLM  # noqa: F401  (the import takes seconds)
+    finally:
+        progress.finish("demo-training-setup")
     with _single_thread():
         if not (folders["base"] / "config.json").exists():
             say(f"pre-training the base model ({recipe.base_steps} steps of equations, sentences, questions)")
