@@ -285,10 +285,13 @@ def _parents_step(console: Console, progress_factory, quick: bool, cache_root: P
 def _merges_step(console: Console, progress_factory, parents, out: Path, store: Path) -> dict[str, Path]:
     console.print(f"[bold]2. Merges[/bold] with mergekit {mergekit_version()}: linear, SLERP, TIES.")
     merges: dict[str, Path] = {}
-    for name, config in merge_configs(parents.base, parents.arithmetic, parents.capitals).items():
-        with progress_factory() as progress:  # names the method and parents while mergekit works
+    with progress_factory() as progress:  # names the method and parents while mergekit works
+        preparing = getattr(progress, "preparing", None)
+        for name, config in merge_configs(parents.base, parents.arithmetic, parents.capitals).items():
+            if callable(preparing):  # the first config loads mergekit (and torch) before anything merges
+                preparing(f"{name}: reading the config, loading mergekit, fingerprinting the parents")
             merges[name] = _merge_or_reuse(name, config, out / "merges" / name, store, progress)
-        console.print(f"   {name}: {merges[name]}  [dim](config: {merges[name].parent / (name + '.yml')})[/dim]")
+            console.print(f"   {name}: {merges[name]}  [dim](config: {merges[name].parent / (name + '.yml')})[/dim]")
     return merges
 
 
@@ -296,6 +299,9 @@ def _evaluation_step(console: Console, progress_factory, plan_path: Path, store:
     what = "the two skills" + (" and the smoke suite" if smoke else " (smoke suite skipped)")
     console.print(f"[bold]3. Evaluation[/bold] of the six models on {what}: plan {plan_path}")
     with progress_factory() as progress:
+        preparing = getattr(progress, "preparing", None)
+        if callable(preparing):  # the seconds before the first bar: models fingerprinted, lm-eval's tasks loaded
+            preparing("reading the plan, fingerprinting the six models, loading lm-eval and the tasks")
         return api.run(plan_path, store=store, progress=progress, say=lambda m: console.print("   " + escape(m)))
 
 
