@@ -258,7 +258,7 @@ def _compare_rules(bp: BenchPlan, cols: list[str], roles: dict[str, str], margin
 # -- planning -----------------------------------------------------------------------------------------------
 
 
-def _bench_plans(entry: Entry, ctx: CheckContext) -> list[BenchPlan]:
+def bench_plans(entry: Entry, ctx: CheckContext) -> list[BenchPlan]:
     """One BenchPlan per benchmark of an lm-eval check (tasks made once, as `plan_units` makes them)."""
     from mergeval.checks.lmeval import benchmark_spec, prepare_check
 
@@ -361,7 +361,7 @@ def _resume(store: Any, bp: BenchPlan, alpha: float, alpha_per_rule: float) -> B
 # -- running ------------------------------------------------------------------------------------------------
 
 
-def _units(bp: BenchPlan, keys: Sequence[str], ctx: CheckContext) -> list[WorkUnit]:
+def block_units(bp: BenchPlan, keys: Sequence[str], ctx: CheckContext) -> list[WorkUnit]:
     """WorkUnits evaluating `keys` (the missing ones) for every model, grouped by lm-eval task."""
     by_task: dict[str, set[str]] = {}
     for key in keys:
@@ -437,7 +437,7 @@ def run_adaptive(entries: Sequence[Entry], ctx: CheckContext, executor: Any = No
 
 def _run_rounds(entries: Sequence[Entry], ctx: CheckContext, executor: Any) -> None:
     settings = ctx.plan.settings
-    plans = [bp for e in entries for bp in _bench_plans(e, ctx)]
+    plans = [bp for e in entries for bp in bench_plans(e, ctx)]
     n_rules = sum(len(bp.rules) for bp in plans if bp.needs_all is None)
     per_rule = split_alpha(settings.alpha, n_rules) if n_rules else settings.alpha
     runs = [_resume(ctx.store, bp, settings.alpha, per_rule) for bp in plans]
@@ -453,10 +453,10 @@ def _run_rounds(entries: Sequence[Entry], ctx: CheckContext, executor: Any) -> N
         for run in active:
             bp = run.plan
             if bp.needs_all or run.monitor is None:
-                units += _units(bp, bp.keys[run.n:], ctx)
+                units += block_units(bp, bp.keys[run.n:], ctx)
             else:
                 target = next(c for c in checkpoints(len(bp.keys)) if c > run.n)
-                units += _units(bp, bp.keys[run.n: target], ctx)
+                units += block_units(bp, bp.keys[run.n: target], ctx)
         runner.run(units)
         for run in active:
             if run.plan.needs_all or run.monitor is None:
@@ -587,5 +587,5 @@ def adaptive_gates(gates: list[GateResult], data: Any) -> list[GateResult]:
     return out
 
 
-__all__ = ["ADAPTIVE_TYPES", "BIAS_NOTE", "adaptive_gates", "apply_adaptive", "checkpoints", "run_adaptive",
-           "state_key"]
+__all__ = ["ADAPTIVE_TYPES", "BIAS_NOTE", "adaptive_gates", "apply_adaptive", "bench_plans", "block_units",
+           "checkpoints", "run_adaptive", "state_key"]

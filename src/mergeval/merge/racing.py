@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mergeval.analysis.adaptive import ADAPTIVE_TYPES, _bench_plans, _units, checkpoints
+from mergeval.analysis.adaptive import ADAPTIVE_TYPES, bench_plans, block_units, checkpoints
 from mergeval.analysis.sequential import Race, sampling_order
 from mergeval.core.context import PlanModel
 from mergeval.core.identity import content_hash
@@ -70,7 +70,7 @@ def _population(run: Any) -> RaceItems:
     for index, entry in enumerate(checks.entries):
         if entry.check.type not in ADAPTIVE_TYPES:
             continue
-        for bp in _bench_plans(entry, ctx):
+        for bp in bench_plans(entry, ctx):
             if bp.spec.name not in wanted:
                 continue
             for key in bp.keys:
@@ -178,9 +178,9 @@ class SweepRace:
         units = []
         for index, keys in by_entry.items():
             entry = self.run.checks.entries[index]
-            for bp in _bench_plans(entry, ctx):
+            for bp in bench_plans(entry, ctx):
                 wanted = [k for k in keys if (bp.spec.name, *bp.split(k)) in self.items.bench_keys]
-                units += _units(bp, wanted, ctx)
+                units += block_units(bp, wanted, ctx)
         self.runner.run(units)
         del merged, model, ctx
         gc.collect()

@@ -510,7 +510,7 @@ class _View:
         svg = charts.radar([b["display"] for b in benchmarks], series, self.colours,
                            title="Profile across tasks, one polygon per model")
         return {"id": "radar", "title": "Profile across tasks", "svg": Markup(svg),
-                "caption": "The radius does not start at zero, so a few points of difference stay visible."}
+                "caption": charts.radar_caption(series)}
 
     def _charts(self) -> list[dict]:
         axes = self._axes()
