@@ -252,7 +252,7 @@ def test_cli_mtbench_and_mtbench_pair(tmp_path, scripted_server, monkeypatch):
     assert len(server.requests) == requests + 12  # 3 questions x 2 turns x 2 orders; answers were stored
     with Store(store, create=False) as db:
         pair = pairwise_summary(db, resolve(merged), resolve(parent), QUESTIONS, judge, generation=generation)
-    assert f"{pair.wins} " in result.output and f"{pair.win_rate:.3f}" in result.output
+    assert f"{pair.wins} " in result.output and f"{100 * pair.win_rate:.1f}" in result.output  # rates in %
     assert KEY not in result.output and KEY.encode() not in store.read_bytes()
 
 
