@@ -194,7 +194,7 @@ def test_cli_reads_a_fastchat_judgment_file():
     assert pair.returncode == 0, pair.stderr
     ours = fastchat_show_result(PAIR)
     row = next(r for r in pair.stdout.splitlines() if "alpha-7b" in r)
-    assert f"{ours['alpha-7b']['win_rate_adjusted']:.3f}" in row
+    assert f"{100 * ours['alpha-7b']['win_rate_adjusted']:.1f}" in row  # FastChat's fraction, shown in %
     _user_error(mergeval("mtbench", "--import-judgments", PAIR, "--baseline-model", "claude-v1"),
                 "baseline model 'claude-v1'", "alpha-7b, beta-7b, gpt-3.5-turbo")
 
