@@ -1,6 +1,7 @@
 """Shared fixtures. Nothing in the test suite may reach the Hugging Face hub."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -8,6 +9,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
+
+from browser import MISSING, chromium_binary, launch
 
 REPO = Path(__file__).resolve().parents[1]
 # Small cuts of the real benchmark data, committed with the tests (tests/fixtures/README.md). MERGEVAL_TEST_DATA
@@ -74,3 +77,21 @@ def tiny_models(tmp_path_factory) -> Path:
             tensor.copy_((tensor + weights_b[name]) / 2)
     make_tiny_llama(root / "merged", model=model_a)
     return root
+
+
+# -- the real browser for the HTML report's tests (tests/browser.py) -------------------------------------------
+
+# One Chromium per test module, not per session: while Playwright's sync API is running, its event loop counts
+# as running in the main thread, so `asyncio.run()` in any later test (of any folder) would fail.
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if chromium_binary() is None:
+        pytest.fail(MISSING, pytrace=False)
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        pytest.fail(
+            "playwright is not installed: run `make install` (it is in the dev extra).", pytrace=False
+        )
+    with launch() as running:
+        yield running

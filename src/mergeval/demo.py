@@ -339,7 +339,7 @@ def run_demo(
     plan_path = write_plan(out / "mergeval.yaml", models=models, store=store, output=out / "report", smoke=smoke,
                            smoke_limit=smoke_limit)
     report = _evaluation_step(console, progress_factory, plan_path, store, smoke)
-    written = write_reports(report, out / "report")
+    written = write_reports(report, out / "report", store=store)
     print_report(report, console)
 
     story = tell_story(report, list(merges))

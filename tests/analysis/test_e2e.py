@@ -2,6 +2,7 @@
 `mergeval run`, compared, gated, with every report file written."""
 
 import json
+import sqlite3
 
 import pytest
 from typer.testing import CliRunner
@@ -92,6 +93,28 @@ def test_run_evaluates_compares_and_writes_every_report(ran):
     assert "| merged | candidate |" in markdown
     html = (out / "report.html").read_text()
     assert "tiny average merge" in html and "<html" in html.lower()
+    assert 'id="per-item"' in html  # `mergeval run` gives the page the store's per-item view
+
+
+def test_provenance_names_the_backend_and_device_the_runs_recorded(ran):
+    report = json.loads((ran["root"] / "mergeval-results" / "report" / "report.json").read_text())
+    con = sqlite3.connect(report["provenance"]["store"])
+    try:
+        rows = con.execute("SELECT m.name, r.provenance FROM runs r JOIN models m ON m.fingerprint = r.model_fp "
+                           "WHERE r.status = 'done'").fetchall()
+    finally:
+        con.close()
+    recorded: dict[str, dict[str, set[str]]] = {}
+    for name, prov in rows:
+        for key in ("backend", "device"):
+            if json.loads(prov).get(key):
+                recorded.setdefault(name, {}).setdefault(key, set()).add(str(json.loads(prov)[key]))
+    assert set(recorded) == {"merged", "parent-a", "parent-b"}
+    for name, keys in recorded.items():
+        entry = report["provenance"]["models"][name]
+        assert {k: set(entry[k].split(", ")) for k in keys} == keys
+    html = (ran["root"] / "mergeval-results" / "report" / "report.html").read_text()
+    assert "device <code>not recorded</code>" not in html and "backend <code>not recorded</code>" not in html
 
 
 def test_sanity_of_a_random_merge_fails_and_the_gate_says_so(ran):
@@ -128,7 +151,7 @@ def test_a_second_run_evaluates_nothing(ran):
         runs_before = len(db.runs())
     result = CliRunner().invoke(app, ["run", str(ran["plan"]), "--json", "--no-write"])
     assert result.exit_code == 1, result.output
-    again = json.loads(result.output)
+    again = json.loads(result.stdout)
     first = json.loads((ran["root"] / "mergeval-results" / "report" / "report.json").read_text())
     assert again["scores"] == first["scores"]
     assert again["comparisons"] == first["comparisons"]  # seeded bootstrap: same numbers

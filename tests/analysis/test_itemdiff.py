@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from browser import open_view
 from mergeval import api
 from mergeval.analysis.itemdiff import NOT_STORED, compact_item, item_diff_payload, item_diffs
 from mergeval.checks.humaneval import _item_row
@@ -206,13 +207,9 @@ def test_payload_caps_items_and_keeps_counts(evaluated):
     assert compact_item(long, "parent-b", max_chars=20)["q"] == "x" * 20 + "... [30 more chars]"
 
 
-def test_html_partial_renders_lazily_filters_and_escapes(evaluated, tmp_path):
+def test_html_partial_renders_lazily_filters_and_escapes(browser, evaluated, tmp_path):
     """The partial in headless Chromium under the report's kind of CSP: nothing drawn until a benchmark is
     opened, 40 at a time, filters, and model text shown as text (never parsed as HTML)."""
-    import shutil
-
-    from playwright.sync_api import sync_playwright
-
     from mergeval.render.itemview import SCRIPT, SCRIPT_HASH, render_itemview
 
     assert "innerHTML" not in SCRIPT and "insertAdjacentHTML" not in SCRIPT and "document.write" not in SCRIPT
@@ -232,32 +229,22 @@ def test_html_partial_renders_lazily_filters_and_escapes(evaluated, tmp_path):
                  f'"Content-Security-Policy" content="{csp}"></head><body>{render_itemview(payload)}</body></html>')
     path = tmp_path / "items.html"
     path.write_text(page_html, encoding="utf-8")
-    executable = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    assert executable, "No Chromium found: run `make browser` (installs Debian's chromium)."
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(path.as_uri())
-            assert page.locator(".mv-item").count() == 0  # nothing drawn before the section is opened
-            page.locator("details[data-mv-bench='0'] summary").click()
-            assert page.locator(".mv-item").count() == 40
-            assert page.locator(".mv-summary").text_content().startswith(f"{len(items)} items match; 40 shown")
-            page.locator(".mv-more").click()
-            assert page.locator(".mv-item").count() == len(items)
-            page.locator(".mv-controls select").nth(1).select_option("lost")
-            assert page.locator(".mv-item").count() == n_lost
-            page.locator(".mv-controls select").nth(1).select_option("")
-            page.locator(".mv-search").fill("onerror")
-            assert page.locator(".mv-item").count() == 1
-            assert page.locator(".mv-question").first.text_content() == hostile  # shown as text
-            assert page.locator(".mv-item img, .mv-item b").count() == 0 and page.title() == "t"
-            assert errors == []
-        finally:
-            browser.close()
+    with open_view(browser, path) as view:
+        page = view.page
+        assert page.locator(".mv-item").count() == 0  # nothing drawn before the section is opened
+        page.locator("details[data-mv-bench='0'] summary").click()
+        assert page.locator(".mv-item").count() == 40
+        assert page.locator(".mv-summary").text_content().startswith(f"{len(items)} items match; 40 shown")
+        page.locator(".mv-more").click()
+        assert page.locator(".mv-item").count() == len(items)
+        page.locator(".mv-controls select").nth(1).select_option("lost")
+        assert page.locator(".mv-item").count() == n_lost
+        page.locator(".mv-controls select").nth(1).select_option("")
+        page.locator(".mv-search").fill("onerror")
+        assert page.locator(".mv-item").count() == 1
+        assert page.locator(".mv-question").first.text_content() == hostile  # shown as text
+        assert page.locator(".mv-item img, .mv-item b").count() == 0 and page.title() == "t"
+        assert view.problems.all() == []
 
 
 def test_payload_of_mtbench_and_humaneval(tmp_path):
@@ -274,3 +261,35 @@ def test_payload_of_mtbench_and_humaneval(tmp_path):
     assert item["g"] == "math" and item["c"]["detail"]["turns"][0]["rating"] == 3
     (item,) = he["candidates"]["m"]["items"]
     assert (item["id"], item["c"]["answer"], item["c"]["detail"]["status"]) == ("HumanEval/0#0", "return m", "failed")
+
+
+def test_report_page_carries_the_item_view_under_its_csp(browser, evaluated, tmp_path):
+    """write_reports with the store: report.html has the per-item view, its script allowed by the page's own
+    Content-Security-Policy, and in Chromium it opens and filters with no console error; without a store (or
+    with one that cannot be read) the page is written without it."""
+    from mergeval.render.files import write_reports
+
+    with Store(evaluated, readonly=True) as store:
+        fps = {m.name: m.fingerprint for m in store.models()}
+    report = {"models": [{"name": "merged", "fingerprint": fps["merged"], "role": "candidate"},
+                         {"name": "parent-b", "fingerprint": fps["parent-b"], "role": "parent"}],
+              "benchmarks": [{"name": "smoke_winogrande", "kind": "lm-eval"}, {"name": "smoke_arc", "kind": "lm-eval"}]}
+    full = item_diffs(evaluated, "merged", "parent-b", "smoke_winogrande")
+    html = write_reports(report, tmp_path / "with", store=evaluated)["html"]
+    text = html.read_text(encoding="utf-8")
+    assert text.count('id="per-item"') == 1 and 'href="#per-item"' in text
+    without = write_reports(report, tmp_path / "without")["html"].read_text(encoding="utf-8")
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database")
+    with_broken = write_reports(report, tmp_path / "broken", store=broken)["html"].read_text(encoding="utf-8")
+    assert 'id="per-item"' not in without and 'id="per-item"' not in with_broken
+    assert (tmp_path / "broken" / "report.json").is_file()
+    with open_view(browser, html) as view:
+        page = view.page
+        assert page.locator(".mv-item").count() == 0
+        page.locator("#per-item details").first.locator("summary").click()
+        assert page.locator(".mv-item").count() == len(full.items)
+        page.locator("#per-item .mv-controls select").nth(1).select_option("lost")
+        assert page.locator(".mv-item").count() == full.n_lost
+        assert view.overflow() <= 0
+        assert view.problems.all() == []

@@ -196,7 +196,7 @@ def test_exit_codes_through_the_cli(world):
     incomplete = world["plan"]("  - average >= min(parents)\n  - mtbench >= mean(parents)\n")
     result = runner.invoke(app, ["gate", str(incomplete), "--json", "--no-write"])
     assert result.exit_code == 3
-    verdict = json.loads(result.output)["verdict"]
+    verdict = json.loads(result.stdout)["verdict"]
     assert verdict["status"] == "incomplete" and "mtbench >= mean(parents)" in verdict["summary"]
 
     # the installed entry point (main) maps a failed gate to 1 and a user error to 2

@@ -20,13 +20,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from chat_servers import _one_torch_thread, scripted_server  # noqa: F401  (pytest fixtures)
+from mergeval.analysis import compare_plan, run_plan, write_reports
+from mergeval.analysis.bands import mtbench_band
 from mergeval.checks.mtbench import generate_answers, mtbench_scores, stored_answers
 from mergeval.checks.pairwise import pairwise_summary
 from mergeval.engines.chat import GenerationConfig, OpenAIJudge, fastchat_answers_ref, load_questions
 from mergeval.engines.chat.prompts import RATING_REMINDER, VERDICT_REMINDER
-from mergeval.analysis import compare_plan, run_plan, write_reports
-from mergeval.analysis.bands import mtbench_band
 from mergeval.errors import UserError
 from mergeval.models import resolve
 from mergeval.plan import PlanError, parse_plan

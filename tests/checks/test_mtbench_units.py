@@ -11,7 +11,6 @@ import textwrap
 
 import pytest
 
-from chat_servers import _one_torch_thread, scripted_server  # noqa: F401  (pytest fixtures)
 from mergeval.checks.mtbench import (
     JUDGMENT_CACHE,
     MTBenchConfig,

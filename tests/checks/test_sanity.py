@@ -59,7 +59,7 @@ def test_sanity_command_exits_1_when_a_check_fails(tmp_path):
         ],
     )
     assert result.exit_code == 1
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["passed"] is False
     statuses = {c["check"]: c["status"] for c in out["checks"]}
     assert statuses["weights_finite"] == "pass" and statuses["tokenizer"] == "pass"

@@ -141,3 +141,88 @@ def test_the_preparing_spinner_goes_when_the_first_bar_comes():
     assert [t.description for t in bars.tasks] == ["reading the plan"] and bars.tasks[0].total is None
     progress.start("k", "model · task", 3)
     assert [t.description for t in bars.tasks] == ["model · task"]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_plain_log_without_a_terminal_says_start_progress_and_end():
+    """No terminal: plain lines (no redraws, no escape codes): start, a line per interval while items move,
+    the end with its count and time."""
+    from mergeval.cli.progress import PlainLog
+
+    out = io.StringIO()
+    clock = FakeClock()
+    log = PlainLog(Console(file=out, width=200), interval=10, clock=clock)
+    try:
+        log.start("k", "merged · arc_challenge", 40)
+        clock.now += 3
+        log.update("k", done=4)  # within the interval: no line
+        clock.now += 9
+        log.update("k", done=12)  # 12 s after the last line: a line with the count and an ETA
+        clock.now += 20
+        log.update("k", done=40)
+        log.finish("k")
+    finally:
+        log.close()
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "merged · arc_challenge: started (40 items)",
+        "merged · arc_challenge: 12/40 (30%), 12 s, eta 28 s",
+        "merged · arc_challenge: 40/40 (100%), 32 s",
+        "merged · arc_challenge: done (40/40 items, 32 s)",
+    ]
+    assert "\x1b" not in out.getvalue()
+
+
+def test_plain_log_heartbeat_when_nothing_moves():
+    """A long step that reports nothing (a merge before mergekit's first step) still gets a line per interval."""
+    import time
+
+    from mergeval.cli.progress import PlainLog
+
+    out = io.StringIO()
+    log = PlainLog(Console(file=out, width=200), interval=0.2)
+    try:
+        log.start("m", "merging linear", None)
+        time.sleep(1.0)
+        log.finish("m")
+    finally:
+        log.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "merging linear: started" and lines[-1].startswith("merging linear: done (")
+    beats = [line for line in lines[1:-1] if line.startswith("merging linear: running, ")]
+    assert len(beats) >= 2, lines
+    out = io.StringIO()
+    log = PlainLog(Console(file=out, width=200), interval=0.2)
+    try:
+        log.start("p", "loading lm-eval", None, quiet=True)  # before the first bar: only if it lasts
+        log.finish("p", "ready")
+        assert out.getvalue() == ""
+        log.start("p", "loading lm-eval", None, quiet=True)
+        time.sleep(0.6)
+        log.finish("p", "ready")
+    finally:
+        log.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("loading lm-eval: running, ") and lines[-1].startswith("loading lm-eval: ready (")
+
+
+def test_rich_progress_off_a_terminal_writes_plain_lines():
+    out = io.StringIO()
+    bars = RichBars(console=Console(file=out, width=200))  # a StringIO is not a terminal
+    progress = RichProgress(bars)
+    progress.preparing("reading the plan")
+    progress.start("a", "m · task", 3)
+    progress.advance("a", 3)
+    progress.finish("a")
+    progress._plain.close()
+    text = out.getvalue()
+    assert not bars.live.is_started
+    assert "reading the plan" not in text  # quick preparation: no line (a failing command prints its error alone)
+    assert "m · task: started (3 items)" in text and "m · task: done (3/3 items, 0 s)" in text

@@ -84,3 +84,29 @@ def test_a_second_run_retrains_remerges_and_reevaluates_nothing(demo):
     with Store(root / "demo.db") as db:
         assert len(db.runs()) == runs_before
     assert second.story.kept == first.story.kept
+
+
+def test_the_report_answers_at_a_glance_on_a_laptop(demo, browser):
+    """The demo's report.html at 1,366 x 768 (the README's screenshot): no sideways scroll; the verdict and every
+    model's Average in the first screen; the failed gates whole; the per-item view counts what linear lost on
+    arithmetic against the arithmetic parent exactly as `mergeval diff` does."""
+    from browser import open_view
+    from mergeval.analysis.itemdiff import item_diffs
+
+    root, _, result, _ = demo
+    models = [m["name"] for m in result.report["models"]]
+    with open_view(browser, result.written["html"]) as view:
+        assert view.overflow() <= 0
+        (verdict,) = view.layout(".verdict")
+        glance = view.layout(".glance-model")
+        assert len(glance) == len(models)
+        for box in [verdict, *glance]:
+            assert box["right"] <= 1366 and box["bottom"] <= 768, box
+        failed = view.layout(".gate-fail")
+        assert len(failed) == sum(g["status"] == "fail" for g in result.report["gates"])
+        assert all(0 <= b["x"] and b["right"] <= 1366 for b in failed)
+        assert view.clipped(".verdict *, .glance *, .gate-fail *") == []
+        lost = item_diffs(root / "demo.db", "linear", PARENT_A, ARITHMETIC, "lost")
+        summary = view.page.locator("#per-item details summary", has_text="Arithmetic").first
+        assert f"linear: {PARENT_A} {lost.n_lost} lost" in " ".join(summary.text_content().split())
+        assert view.problems.all() == []

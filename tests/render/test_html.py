@@ -1,6 +1,6 @@
 """The self-contained HTML report: content, escaping, tolerance of partial reports, and a real browser.
 
-The last test loads the page in headless Chromium over the DevTools protocol (see headless_chromium.py):
+The browser tests load the page in headless Chromium through Playwright (see browser.py):
 no console errors, no request leaving the file, the charts drawn, a non-trivial screenshot, a PDF print.
 """
 
@@ -11,7 +11,7 @@ import json
 import re
 
 import pytest
-from headless_chromium import open_page
+from browser import open_view
 from PIL import Image
 from sample_report import (
     BASELINE,
@@ -296,11 +296,11 @@ def _page_facts(page) -> dict:
     })""")
 
 
-def test_page_loads_cleanly_in_headless_chromium(tmp_path):
+def test_page_loads_cleanly_in_headless_chromium(browser, tmp_path):
     report_path = write_html(build_sample_report(), tmp_path / "report.html")
     hostile_path = write_html(build_sample_report(candidate=HOSTILE_NAME), tmp_path / "hostile.html")
 
-    with open_page(report_path, width=1280, height=900) as page:
+    with open_view(browser, report_path, width=1280, height=900) as page:
         facts = json.loads(_page_facts(page))
         assert page.problems.all() == []
         assert page.problems.requested_urls == [report_path.resolve().as_uri()]
@@ -311,55 +311,50 @@ def test_page_loads_cleanly_in_headless_chromium(tmp_path):
         assert facts["overflow"] <= 0  # nothing wider than a laptop screen
         assert "GSM8K" in facts["text"] and "not evaluated" in facts["text"]
 
-        screenshot = page.screenshot(tmp_path / "report.png")
+        screenshot = page.screenshot(tmp_path / "report.png", full_page=True)
         with Image.open(screenshot) as image:
             assert image.width >= 1200 and image.height > 3000  # the full page
             colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
             assert colours is not None and len(colours) > 200  # charts and badges, not a blank page
             light_background = image.convert("RGB").getpixel((5, image.height - 5))
 
-        pdf = page.print_to_pdf(tmp_path / "report.pdf")
+        pdf = tmp_path / "report.pdf"
+        page.page.pdf(path=pdf, print_background=True)
         assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
 
-        page.set_colour_scheme("dark")
+        page.page.emulate_media(color_scheme="dark")
         dark = json.loads(_page_facts(page))
         assert dark["background"] != facts["background"]
-        with Image.open(page.screenshot(tmp_path / "dark.png", full_page=False)) as image:
+        with Image.open(page.screenshot(tmp_path / "dark.png")) as image:
             dark_background = image.convert("RGB").getpixel((5, image.height - 5))
         assert sum(dark_background) < sum(light_background) - 300
 
-        page.set_colour_scheme("light")
-        page.call(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 820, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-        )
+        page.page.emulate_media(color_scheme="light")
+        page.set_viewport(820, 900)
         narrow = json.loads(_page_facts(page))
         assert narrow["overflow"] <= 0  # tables scroll inside their cards, the page does not
 
         # On paper nothing can scroll: at about an A4 text width, every table and chart fits.
-        page.call(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 720, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-        )
-        page.call("Emulation.setEmulatedMedia", {"media": "print"})
+        page.set_viewport(720, 900)
+        page.page.emulate_media(media="print")
         printed = json.loads(_page_facts(page))
         assert printed["overflow"] <= 0
-        page.call("Emulation.setEmulatedMedia", {"media": ""})
+        page.page.emulate_media(media="screen")
 
-        page.navigate(hostile_path.resolve().as_uri())
+        page.load(hostile_path)
         hostile = json.loads(_page_facts(page))
         assert page.problems.all() == []
         assert hostile["pwned"] is None and hostile["images"] == 0 and hostile["scripts"] == 1
         assert "<script>window.__pwned=1</script>" in hostile["text"]  # shown as text, not run
 
 
-def test_five_models_fit_a_laptop_screen_in_headless_chromium(tmp_path):
+def test_five_models_fit_a_laptop_screen_in_headless_chromium(browser, tmp_path):
     """At 1300x800, with 5 models x 6 benchmarks and every folded part open, nothing scrolls sideways: not the
     page, not a table inside its card; every table ends inside its card (GSM8K and Average are visible)."""
     report = build_five_model_report()
     assert len(report["models"]) == 5 and len(report["benchmarks"]) == 6
     report_path = write_html(report, tmp_path / "five.html")
-    with open_page(report_path, width=1300, height=800) as page:
+    with open_view(browser, report_path, width=1300, height=800) as page:
         fit = json.loads(page.evaluate("""(() => {
             document.querySelectorAll('details').forEach(d => { d.open = true; });
             const where = e => e.closest('section') ? e.closest('section').id : '?';

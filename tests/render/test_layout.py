@@ -3,7 +3,7 @@ verdict, every model's Average and every candidate's deltas are inside the viewp
 sideways (and the verdict, every model's Average and the first failed gate on the first screen), for a small report (4 models x 6 benchmarks) and a wide one (6 models x 16 benchmarks, which folds
 into several tables).
 
-The browser is driven by tests/render/headless_chromium.py; the measuring is one script below.
+The browser is driven by tests/browser.py (the `browser` fixture); the measuring is one script below.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from headless_chromium import open_page
 from sample_report import build_five_model_report, build_sample_report, build_wide_report
 
+from browser import open_view
 from mergeval.render import write_html
 
 WIDTH, HEIGHT = 1366, 768
@@ -53,9 +53,9 @@ _MEASURE = """(() => {
 })()"""
 
 
-def _measure(report: dict, tmp_path, name: str) -> dict:
+def _measure(browser, report: dict, tmp_path, name: str) -> dict:
     path = write_html(report, tmp_path / f"{name}.html")
-    with open_page(path, width=WIDTH, height=HEIGHT) as page:
+    with open_view(browser, path, width=WIDTH, height=HEIGHT) as page:
         facts = json.loads(page.evaluate(_MEASURE))
         assert page.problems.all() == []
     return facts
@@ -66,10 +66,10 @@ def _measure(report: dict, tmp_path, name: str) -> dict:
     [(build_sample_report, 4, 6, 1), (build_five_model_report, 5, 6, 1), (build_wide_report, 6, 16, 3)],
     ids=["sample", "five-models", "wide-16x6"],
 )
-def test_the_verdict_averages_and_deltas_fit_a_laptop_screen(tmp_path, build, n_models, n_benchmarks, n_tables):
+def test_the_verdict_averages_and_deltas_fit_a_laptop_screen(browser, tmp_path, build, n_models, n_benchmarks, n_tables):
     report = build()
     assert len(report["models"]) == n_models and len(report["benchmarks"]) == n_benchmarks
-    facts = _measure(report, tmp_path, build.__name__)
+    facts = _measure(browser, report, tmp_path, build.__name__)
     assert facts["window"] == WIDTH and facts["viewport"] <= WIDTH  # the page's width less a scroll bar
     assert facts["scroll_width"] <= facts["viewport"], facts  # no horizontal scroll of the page
     assert facts["scrolled"] == [] and facts["cut"] == [], facts  # nor of a table inside its card
@@ -85,10 +85,10 @@ def test_the_verdict_averages_and_deltas_fit_a_laptop_screen(tmp_path, build, n_
     assert facts["first_failed_gate"] is not None and facts["first_failed_gate"] <= HEIGHT
 
 
-def test_the_average_is_the_first_number_column(tmp_path):
+def test_the_average_is_the_first_number_column(browser, tmp_path):
     """In the browser: in each scores table the Average header comes right after the model column."""
     path = write_html(build_wide_report(), tmp_path / "wide.html")
-    with open_page(path, width=WIDTH, height=HEIGHT) as page:
+    with open_view(browser, path, width=WIDTH, height=HEIGHT) as page:
         heads = json.loads(page.evaluate("""JSON.stringify([...document.querySelectorAll('#scores table.scores')]
             .map(t => [...t.querySelectorAll('thead th')].map(th => th.childNodes[0].textContent.trim())))"""))
     assert len(heads) == 3  # the suite's twelve benchmarks in two tables of six, the four other checks in one
@@ -96,15 +96,14 @@ def test_the_average_is_the_first_number_column(tmp_path):
     assert sum(len(h) - 2 for h in heads) == 16  # every benchmark once
 
 
-def test_no_table_is_cut_at_laptop_widths(tmp_path):
+def test_no_table_is_cut_at_laptop_widths(browser, tmp_path):
     """From 1,024 to 1,440 px, no table ends past its card and the page does not scroll sideways ("By
     category" included: it moves under its chart rather than being cut)."""
     for name, report in (("sample", build_sample_report()), ("wide", build_wide_report())):
         path = write_html(report, tmp_path / f"{name}.html")
-        with open_page(path, width=WIDTH, height=HEIGHT) as page:
+        with open_view(browser, path, width=WIDTH, height=HEIGHT) as page:
             for width in (1024, 1100, 1280, 1300, 1366, 1440):
-                page.call("Emulation.setDeviceMetricsOverride",
-                          {"width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+                page.set_viewport(width, HEIGHT)
                 facts = json.loads(page.evaluate(_MEASURE))
                 assert facts["scroll_width"] <= facts["viewport"], (name, width, facts)
                 assert facts["cut"] == [], (name, width, facts["cut"])
@@ -113,14 +112,14 @@ def test_no_table_is_cut_at_laptop_widths(tmp_path):
             assert page.problems.all() == []
 
 
-def test_paired_statistics_show_only_the_significant_rows_until_opened(tmp_path):
+def test_paired_statistics_show_only_the_significant_rows_until_opened(browser, tmp_path):
     report = build_wide_report()
     significant = sum(c["significant"] for c in report["comparisons"])
     assert 0 < significant < len(report["comparisons"]) == 96
     path = write_html(report, tmp_path / "wide.html")
     count = """[...document.querySelectorAll('#statistics tbody tr:not(.group-head)')]
         .filter(e => e.checkVisibility()).length"""
-    with open_page(path, width=WIDTH, height=HEIGHT) as page:
+    with open_view(browser, path, width=WIDTH, height=HEIGHT) as page:
         assert page.evaluate(count) == significant
         page.evaluate("document.querySelectorAll('#statistics details').forEach(d => { d.open = true; })")
         assert page.evaluate(count) == 96

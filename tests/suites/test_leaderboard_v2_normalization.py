@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mergeval.suites.leaderboard_v2 import item_raw, item_scores, score_parts
 from mergeval.suites import load_suite
 from mergeval.suites import normalization as norm
+from mergeval.suites.leaderboard_v2 import item_raw, item_scores, score_parts
 
 
 def test_gpqa_worked_example():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mergeval.evaluation import evaluate
 from mergeval.engines.lmeval.harness import TaskLoader, make_lm
+from mergeval.evaluation import evaluate
 from mergeval.models import resolve
 from mergeval.store import Store
 from mergeval.suites import load_suite

@@ -292,8 +292,25 @@ def provenance(data: Collected, store: Store | None) -> Provenance:
         checks={c.check: c.provenance for c in data.checks},
         models={m.name: {"fingerprint": m.fingerprint, "reference": m.spec.path, "kind": m.ref.kind,
                          "dtype": plan.dtype_of(m.spec), "revision": m.spec.revision,
-                         "identity_from_store": m.from_store} for m in data.models},
+                         "identity_from_store": m.from_store, **_recorded_runtime(store, m.fingerprint)}
+                for m in data.models},
     )
+
+
+def _recorded_runtime(store: Store | None, fingerprint: str | None) -> dict[str, str]:
+    """The backend and device the model's finished runs recorded ("PrefixCachingHFLM", "cpu"; several joined
+    in the order first seen); nothing for what no run recorded."""
+    if store is None or not fingerprint:
+        return {}
+    found: dict[str, list[str]] = {}
+    for run in store.runs(fingerprint):
+        if run.status != "done" or not isinstance(run.provenance, dict):
+            continue
+        for key in ("backend", "device"):
+            value = run.provenance.get(key)
+            if value not in (None, "", "None") and str(value) not in found.setdefault(key, []):
+                found[key].append(str(value))
+    return {key: ", ".join(values) for key, values in found.items() if values}
 
 
 __all__ = [

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from mergeval import api
-from mergeval.analysis.engine import exit_code
+from mergeval.analysis.engine import exit_code, store_path
 from mergeval.cli.checks import CheckRun, check_command
 from mergeval.cli.options import (
     AddressOpt,
@@ -48,9 +48,10 @@ NoWriteOpt = Annotated[bool, typer.Option("--no-write", help="Do not write repor
 
 
 def _finish(report: dict[str, Any], plan: Plan, *, out: Path | None, no_write: bool, as_json: bool,
-            subjects: bool, gates_only: bool = False) -> None:
+            subjects: bool, store: Path | None = None, gates_only: bool = False) -> None:
     show_subjects = subjects or plan.settings.subjects
-    written = {} if no_write else write_reports(report, out or plan.resolve_path(plan.output), subjects=show_subjects)
+    written = {} if no_write else write_reports(report, out or plan.resolve_path(plan.output), subjects=show_subjects,
+                                                store=store_path(plan, store))
     if as_json:
         sys.stdout.write(render_json(report))
     else:
@@ -110,7 +111,7 @@ def run_cmd(
     with progress_display(preparing="reading the plan, fingerprinting the models, loading the checks") as progress:
         report = api.run(plan, store=store, progress=progress, say=_say, checks=split_list(only),
                          executor=runs_on, adaptive=adaptive)
-    _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=subjects)
+    _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=subjects, store=store)
     raise typer.Exit(exit_code(report))
 
 
@@ -132,7 +133,7 @@ def compare_cmd(
     """Compare from the results store only (no model is run); lists the evaluations that are missing."""
     plan = load_plan(plan_file, check_paths=False)
     report = api.compare(plan, store=store)
-    _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=subjects)
+    _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=subjects, store=store)
 
 
 def gate_cmd(
@@ -158,7 +159,8 @@ def gate_cmd(
                 f"`mergeval run {plan_file}` (or `mergeval gate --run {plan_file}`) first."
             )
         report = api.compare(plan, store=store)
-    _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=False, gates_only=True)
+    _finish(report, plan, out=out, no_write=no_write, as_json=as_json, subjects=False, store=store,
+            gates_only=True)
     raise typer.Exit(exit_code(report))
 
 

@@ -36,6 +36,7 @@ from markupsafe import Markup
 from mergeval.core.check import Band, MetricSpec
 from mergeval.errors import UserError
 from mergeval.render import _svg_charts as charts
+from mergeval.render.itemview import itemview_context
 from mergeval.render.tables import (
     NO_MDD_REASON,
     average_covers,
@@ -73,21 +74,22 @@ _PRINT_SCRIPT = (
 )
 
 
-def render_html(report: Report | Mapping[str, Any]) -> str:
-    """The report as one self-contained HTML page (a string)."""
+def render_html(report: Report | Mapping[str, Any], items: Mapping[str, Any] | None = None) -> str:
+    """The report as one self-contained HTML page (a string). `items`: the per-item view's data
+    (``mergeval.analysis.itemdiff.item_diff_payload(store, report)``); without it the page has no per-item view."""
     view = _View(Report.from_data(report))
     script_hash = base64.b64encode(hashlib.sha256(_PRINT_SCRIPT.encode()).digest()).decode()
     return (
         _environment()
         .get_template("report.html.j2")
-        .render(v=view, script=Markup(_PRINT_SCRIPT), script_hash=script_hash)
+        .render(v=view, script=Markup(_PRINT_SCRIPT), script_hash=script_hash, itemview=itemview_context(items))
     )
 
 
-def write_html(report: Report | Mapping[str, Any], path: str | Path) -> Path:
+def write_html(report: Report | Mapping[str, Any], path: str | Path, items: Mapping[str, Any] | None = None) -> Path:
     """Render the report and write it to ``path`` (parent folders are created); returns the path."""
     path = Path(path)
-    html = render_html(report)
+    html = render_html(report, items)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")

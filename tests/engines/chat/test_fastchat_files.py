@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mergeval.analysis import run_plan
 from mergeval.checks.mtbench import (
     export_fastchat_answers,
     generate_answers,
@@ -26,7 +27,6 @@ from mergeval.checks.mtbench import (
 from mergeval.engines.chat import GenerationConfig, OpenAIJudge, load_questions
 from mergeval.engines.chat.fastchat import fastchat_answers_ref
 from mergeval.engines.chat.prompts import RATING_REMINDER
-from mergeval.analysis import run_plan
 from mergeval.errors import UserError
 from mergeval.models import resolve
 from mergeval.store import Store

@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from mergeval.checks.mtbench import JUDGMENT_CACHE, generate_answers, judge_single, mtbench_scores, single_check
+from mergeval.checks.mtbench import (
+    JUDGMENT_CACHE,
+    generate_answers,
+    judge_single,
+    mtbench_scores,
+    single_check,
+)
 from mergeval.checks.pairwise import export_fastchat_judgments, judge_pairwise, pairwise_summary
 from mergeval.engines.chat import GenerationConfig, HFJudge, OpenAIJudge, fastchat_show_result, load_questions
 from mergeval.engines.chat.prompts import RATING_REMINDER, VERDICT_REMINDER

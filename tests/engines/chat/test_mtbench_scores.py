@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mergeval.engines.chat import fastchat_show_result, import_fastchat_judgments, mtbench_scores_from_fastchat
+from mergeval.engines.chat import (
+    fastchat_show_result,
+    import_fastchat_judgments,
+    mtbench_scores_from_fastchat,
+)
 from mergeval.engines.chat.judging import game_outcome
 from mergeval.engines.chat.scores import Game, QuestionRatings, result_from_games, scores_from_ratings
 from mergeval.errors import UserError

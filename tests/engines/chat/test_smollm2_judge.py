@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mergeval.checks.mtbench import generate_answers, judge_single, mtbench_scores, single_check, stored_answers
+from mergeval.checks.mtbench import (
+    generate_answers,
+    judge_single,
+    mtbench_scores,
+    single_check,
+    stored_answers,
+)
 from mergeval.engines.chat import GenerationConfig, HFJudge, load_questions
 from mergeval.store import Store
 

@@ -1,0 +1,70 @@
+"""A picture of a report's top at laptop width, for the README (docs/report-1366.png).
+
+    python tools/screenshot_report.py mergeval-results/demo/report/report.html docs/report-1366.png
+
+Opens the page in headless Chromium (Debian's, through Playwright; `make browser`) at 1,366 x 768 CSS px and
+saves the page from its top down to the last of: the verdict, every model's Average, and the gates that
+failed (all of them; the passing ones only as far as they come before). Prints what the picture holds and
+fails when any of it is cut at the right edge (the page must not scroll sideways).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+WIDTH, HEIGHT = 1366, 768
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# The boxes of what the picture must hold (page coordinates).
+_BOXES = """() => {
+    const box = e => { const r = e.getBoundingClientRect();
+        return {left: r.left + scrollX, top: r.top + scrollY, right: r.right + scrollX, bottom: r.bottom + scrollY,
+                text: e.textContent.trim().replace(/\\s+/g, ' ').slice(0, 60)}; };
+    const all = s => [...document.querySelectorAll(s)].filter(e => e.getClientRects().length).map(box);
+    return {verdict: all('.verdict'), averages: all('.glance-model'),
+            failed: all('.gate-fail'), scroll: document.scrollingElement.scrollWidth - innerWidth};
+}"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("report", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--margin", type=int, default=16, help="CSS px kept below the last thing shown")
+    args = parser.parse_args()
+    executable = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+    if executable is None:
+        print("No Chromium: run `make browser`.", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, device_scale_factor=1)
+            page.goto(args.report.resolve().as_uri())
+            found = page.evaluate(_BOXES)
+            wanted = found["verdict"] + found["averages"] + found["failed"]
+            if not found["verdict"] or not found["averages"]:
+                print(f"The page has no verdict or no Averages to show: {found}", file=sys.stderr)
+                return 1
+            cut = [b["text"] for b in wanted if b["right"] > WIDTH + 1 or b["left"] < -1]
+            if cut or found["scroll"] > 0:
+                print(f"Cut at {WIDTH} px (page scrolls {found['scroll']} px sideways): {cut}", file=sys.stderr)
+                return 1
+            bottom = max(b["bottom"] for b in wanted) + args.margin
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(args.out), full_page=True,
+                            clip={"x": 0, "y": 0, "width": WIDTH, "height": max(HEIGHT, bottom)})
+        finally:
+            browser.close()
+    print(f"{args.out}: {WIDTH} x {max(HEIGHT, round(bottom))} px; verdict, {len(found['averages'])} Averages, "
+          f"{len(found['failed'])} failed gates")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
