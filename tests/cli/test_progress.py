@@ -172,10 +172,10 @@ def test_plain_log_without_a_terminal_says_start_progress_and_end():
         log.close()
     lines = out.getvalue().splitlines()
     assert lines == [
-        "merged · arc_challenge: started (40 items)",
+        "merged · arc_challenge: started, 0/40",
         "merged · arc_challenge: 12/40 (30%), 12 s, eta 28 s",
         "merged · arc_challenge: 40/40 (100%), 32 s",
-        "merged · arc_challenge: done (40/40 items, 32 s)",
+        "merged · arc_challenge: done, 40/40 in 32 s",
     ]
     assert "\x1b" not in out.getvalue()
 
@@ -195,7 +195,7 @@ def test_plain_log_heartbeat_when_nothing_moves():
     finally:
         log.close()
     lines = out.getvalue().splitlines()
-    assert lines[0] == "merging linear: started" and lines[-1].startswith("merging linear: done (")
+    assert lines[0] == "merging linear: started" and lines[-1].startswith("merging linear: done, in ")
     beats = [line for line in lines[1:-1] if line.startswith("merging linear: running, ")]
     assert len(beats) >= 2, lines
     out = io.StringIO()
@@ -210,7 +210,7 @@ def test_plain_log_heartbeat_when_nothing_moves():
     finally:
         log.close()
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("loading lm-eval: running, ") and lines[-1].startswith("loading lm-eval: ready (")
+    assert lines[0].startswith("loading lm-eval: running, ") and lines[-1].startswith("loading lm-eval: ready, in ")
 
 
 def test_rich_progress_off_a_terminal_writes_plain_lines():
@@ -225,4 +225,4 @@ def test_rich_progress_off_a_terminal_writes_plain_lines():
     text = out.getvalue()
     assert not bars.live.is_started
     assert "reading the plan" not in text  # quick preparation: no line (a failing command prints its error alone)
-    assert "m · task: started (3 items)" in text and "m · task: done (3/3 items, 0 s)" in text
+    assert "m · task: started, 0/3" in text and "m · task: done, 3/3 in 0 s" in text

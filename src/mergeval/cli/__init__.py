@@ -12,6 +12,7 @@ that a notebook user can make too (see mergeval.api).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -141,6 +142,11 @@ def main() -> None:
     except Exception as exc:  # click usage errors
         _click_error(exc)
         raise
+    finally:
+        # The command is over and its output written. Freezing the heap spares the interpreter's last garbage
+        # collections over the ~500k objects torch, transformers and lm-eval leave: after `mergeval demo`, 2.4 s
+        # of silence before the prompt comes back, 0.3 s frozen. Nothing is skipped: atexit handlers still run.
+        gc.freeze()
 
 
 def _click_error(exc: Exception) -> None:

@@ -3,7 +3,7 @@
 
 Without a terminal (CI logs, `| tee`) there are no bars: `PlainLog` writes plain lines instead, on stderr. A
 line when a piece of work starts and when it ends, and while work runs, a line at least every
-`PLAIN_INTERVAL` seconds saying what runs and how far it is (`12/40 items, 1 m 3 s, eta 2 m`), so a log never
+`PLAIN_INTERVAL` seconds saying what runs and how far it is (`12/40 (30%), 1 m 3 s, eta 2 m`), so a log never
 goes silent for long and never fills with redraws.
 
 `progress_display()` yields a `mergeval.core.Progress` (the runner's protocol). The display starts with the
@@ -100,7 +100,7 @@ class PlainLog:
             self._active[key] = {"text": text, "total": total, "done": 0.0, "started": self._clock(),
                                  "quiet": quiet}
             if not quiet:
-                self._print(f"{text}: started" + (f" ({total} items)" if total is not None else ""))
+                self._print(f"{text}: started" + (f", 0/{total}" if total is not None else ""))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._beat, name="mergeval-progress", daemon=True)
                 self._thread.start()
@@ -123,8 +123,8 @@ class PlainLog:
             if entry is None or (entry["quiet"] and not entry.get("beat")):
                 return
             took = _duration(self._clock() - entry["started"])
-            count = f"{int(entry['done'])}/{entry['total']} items, " if entry["total"] is not None else ""
-            self._print(f"{entry['text']}: {status} ({count}{took})")
+            count = f"{int(entry['done'])}/{entry['total']} " if entry["total"] is not None else ""
+            self._print(f"{entry['text']}: {status}, {count}in {took}")
 
     def _beat(self) -> None:
         while not self._stop.wait(min(1.0, self._interval / 4)):
