@@ -34,6 +34,10 @@ def _json_for_script(value: Any) -> str:
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def itemview_context(payload: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """What the partial renders: per benchmark its counts (drawn by the template) and the items as a JSON data
     block with the script that draws them. None when no benchmark has paired items."""
@@ -48,8 +52,8 @@ def itemview_context(payload: Mapping[str, Any] | None) -> dict[str, Any] | None
         ]
         benchmarks.append({"index": index, "display": bench.get("display") or bench["name"],
                            "candidates": candidates})
-    note = (f"At most {payload.get('max_items')} items per candidate and benchmark are kept, texts cut at "
-            f"{payload.get('max_chars')} characters; the counts are complete. `mergeval diff` lists them all.")
+    note = (f"At most {_count(payload.get('max_items'))} items per candidate and benchmark are kept, texts cut at "
+            f"{_count(payload.get('max_chars'))} characters; the counts are complete.")
     return {"benchmarks": benchmarks, "note": note, "data": Markup(_json_for_script(payload)),
             "script": Markup(SCRIPT), "script_hash": SCRIPT_HASH}
 
