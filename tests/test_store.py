@@ -167,3 +167,15 @@ def test_a_read_only_handle_reads_writes_nothing_and_leaves_no_side_files(tmp_pa
         Store(tmp_path / "missing.db", readonly=True)
     assert _digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+def test_items_by_id_reads_only_those_across_query_chunks(tmp_path):
+    """`items(..., ids=...)`: the rows of those ids only (more ids than one SQL statement takes at once)."""
+    with Store(tmp_path / "ids.db") as store:
+        run = _fill(store)
+        store.add_items("fp1", "c1", run, [ItemRow(f"x{i}", {"acc,none": i % 2}, {"i": i}) for i in range(1200)])
+        wanted = [f"x{i}" for i in range(0, 1200, 2)] + ["0", "missing"]
+        rows = store.items("fp1", "c1", with_data=True, ids=wanted)
+        assert sorted(r.item_id for r in rows) == sorted(set(wanted) - {"missing"})
+        assert all(r.data == {"i": int(r.item_id[1:])} for r in rows if r.item_id.startswith("x"))
+        assert store.items("fp1", "c1", ids=[]) == []

@@ -572,11 +572,19 @@ class Store:
         return {r[0] for r in rows}
 
     @_guarded
-    def items(self, model_fp: str, check_hash: str, *, with_data: bool = False) -> list[ItemRow]:
+    def items(self, model_fp: str, check_hash: str, *, with_data: bool = False,
+              ids: Iterable[str] | None = None) -> list[ItemRow]:
+        """The stored items of a model and check (`ids`: only these item ids)."""
         cols = "item_id, metrics" + (", data" if with_data else "")
-        rows = self._db.execute(
-            f"SELECT {cols} FROM items WHERE model_fp = ? AND check_hash = ?", (model_fp, check_hash)
-        ).fetchall()
+        query = f"SELECT {cols} FROM items WHERE model_fp = ? AND check_hash = ?"
+        if ids is None:
+            rows = self._db.execute(query, (model_fp, check_hash)).fetchall()
+        else:
+            wanted, rows = [str(i) for i in ids], []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows += self._db.execute(query + f" AND item_id IN ({', '.join('?' * len(chunk))})",
+                                         (model_fp, check_hash, *chunk)).fetchall()
         return [ItemRow(r[0], json.loads(r[1]), json.loads(r[2]) if with_data else {}) for r in rows]
 
     @_guarded

@@ -240,7 +240,7 @@ def test_cli_mtbench_and_mtbench_pair(tmp_path, scripted_server, monkeypatch):
                   for p in (merged, parent)]
     for s in scores:
         assert s.n_questions == 3 and s.n_unparsed == 1
-        line = next(row for row in result.output.splitlines() if row.strip("│ ").startswith(s.model))
+        line = next(row for row in result.stdout.splitlines() if row.strip("│ ").startswith(s.model))
         cells = [c.strip() for c in line.split("│") if c.strip()]
         assert cells[1:4] == [f"{s.turn1.mean:.2f}", f"{s.turn2.mean:.2f}", f"{s.average.mean:.2f}"]
         assert cells[5] == "1"  # unparsed

@@ -380,8 +380,9 @@ def _item_sort_key(item_id: str) -> tuple[int, Any]:
 def diff_task(store: Store, task: str, row: CheckRow, cand: ModelRow, parent: ModelRow, *,
               only: str | None = None, subject: str | None = None) -> tuple[TaskDiff, list[ItemDiff]]:
     """Every differing item of one task under one configuration (`row`), lost and gained both counted."""
-    cand_items = {it.item_id: it for it in store.items(cand.fingerprint, row.hash, with_data=True)}
-    par_items = {it.item_id: it for it in store.items(parent.fingerprint, row.hash, with_data=True)}
+    # Scores first (metrics only: cheap), then the data of the items listed (a few percent of them).
+    cand_items = {it.item_id: it for it in store.items(cand.fingerprint, row.hash)}
+    par_items = {it.item_id: it for it in store.items(parent.fingerprint, row.hash)}
     metric = _metric_key(store, row, [*cand_items.values(), *par_items.values()])
     higher = True
     if row.kind == LM_EVAL:
@@ -392,7 +393,7 @@ def diff_task(store: Store, task: str, row: CheckRow, cand: ModelRow, parent: Mo
     shared = sorted(cand_items.keys() & par_items.keys(), key=_item_sort_key)
     answers_c = _answers(store, row, cand.fingerprint) if row.kind == MTBENCH_SINGLE else {}
     answers_p = _answers(store, row, parent.fingerprint) if row.kind == MTBENCH_SINGLE else {}
-    out: list[ItemDiff] = []
+    differing: list[tuple[str, str, float, float]] = []
     for item_id in shared:
         c, p = cand_items[item_id], par_items[item_id]
         c_score, p_score = _score(row.kind, c, metric), _score(row.kind, p, metric)
@@ -402,12 +403,20 @@ def diff_task(store: Store, task: str, row: CheckRow, cand: ModelRow, parent: Mo
         status = _status(c_score, p_score, higher)
         if status is None:
             continue
-        group = _group(row.kind, task, item_id, c)
         if status == "lost":
             summary.n_lost += 1
         else:
             summary.n_gained += 1
-        if (only and status != only) or (subject and not _group_matches(group, subject)):
+        if not only or status == only:
+            differing.append((item_id, status, c_score, p_score))
+    ids = [d[0] for d in differing]
+    cand_data = {it.item_id: it for it in store.items(cand.fingerprint, row.hash, with_data=True, ids=ids)}
+    par_data = {it.item_id: it for it in store.items(parent.fingerprint, row.hash, with_data=True, ids=ids)}
+    out: list[ItemDiff] = []
+    for item_id, status, c_score, p_score in differing:
+        c, p = cand_data[item_id], par_data[item_id]
+        group = _group(row.kind, task, item_id, c)
+        if subject and not _group_matches(group, subject):
             continue
         out.append(_item(row.kind, task, item_id, status, group, c, p, c_score, p_score, metric,
                          answers_c.get(item_id), answers_p.get(item_id)))
