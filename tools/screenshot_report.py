@@ -40,6 +40,9 @@ def main() -> int:
     parser.add_argument("--items", metavar="BENCHMARK", help="picture the per-item view of this benchmark")
     parser.add_argument("--candidate", help="--items: the candidate whose lost items are shown")
     args = parser.parse_args()
+    if not args.report.is_file():
+        print(f"No report at {args.report}: run `mergeval demo` (or `mergeval run PLAN`) first.", file=sys.stderr)
+        return 2
     executable = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
     if executable is None:
         print("No Chromium: run `make browser`.", file=sys.stderr)
