@@ -163,6 +163,17 @@ def _insert_batch(db: sqlite3.Connection, model_fp: str, check_hash: str, run_id
     return added
 
 
+_IN_CHUNK = 500  # item ids per `IN (...)`, well under SQLite's bound-variable limit
+
+
+def _id_chunks(ids: Iterable[Any]) -> Iterator[tuple[list[str], str]]:
+    """Distinct item ids (as text) in chunks of `_IN_CHUNK`, each with its `?, ?, ...` placeholders."""
+    distinct = list(dict.fromkeys(str(i) for i in ids))
+    for start in range(0, len(distinct), _IN_CHUNK):
+        chunk = distinct[start:start + _IN_CHUNK]
+        yield chunk, ", ".join("?" * len(chunk))
+
+
 _TABLES = frozenset({"meta", "models", "checks", "runs", "items", "cache", "merges"})
 # Stores whose integrity this process has checked before writing: (device, inode, size, mtime).
 _CHECKED: set[tuple[int, int, int, int]] = set()
@@ -580,10 +591,9 @@ class Store:
         if ids is None:
             rows = self._db.execute(query, (model_fp, check_hash)).fetchall()
         else:
-            wanted, rows = [str(i) for i in ids], []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                rows += self._db.execute(query + f" AND item_id IN ({', '.join('?' * len(chunk))})",
+            rows = []
+            for chunk, marks in _id_chunks(ids):
+                rows += self._db.execute(query + f" AND item_id IN ({marks})",
                                          (model_fp, check_hash, *chunk)).fetchall()
         return [ItemRow(r[0], json.loads(r[1]), json.loads(r[2]) if with_data else {}) for r in rows]
 
@@ -625,9 +635,7 @@ class Store:
             else:
                 ids = [str(i) for i in item_ids]
             moved = 0
-            for start in range(0, len(ids), 500):
-                chunk = ids[start: start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _id_chunks(ids):
                 where = f"model_fp = ? AND check_hash = ? AND item_id IN ({marks})"
                 moved += db.execute(f"UPDATE OR IGNORE items SET check_hash = ? WHERE {where}",
                                     (new_hash, model_fp, old_hash, *chunk)).rowcount
