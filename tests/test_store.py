@@ -179,3 +179,23 @@ def test_items_by_id_reads_only_those_across_query_chunks(tmp_path):
         assert sorted(r.item_id for r in rows) == sorted(set(wanted) - {"missing"})
         assert all(r.data == {"i": int(r.item_id[1:])} for r in rows if r.item_id.startswith("x"))
         assert store.items("fp1", "c1", ids=[]) == []
+
+
+def test_a_write_cut_off_by_ctrl_c_leaves_no_transaction_open_behind_it(tmp_path):
+    """Ctrl-C can land right after BEGIN (or after the body, before COMMIT), where no handler of the write runs:
+    what it leaves is a transaction still open and its cleanup pending. The next write still goes through (so an
+    interrupted run is still marked interrupted), the cut-off write is not committed, and its late cleanup (when
+    the traceback holding it is dropped) never touches a transaction that is not its own."""
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        run = _fill(store)
+        cut = store.transaction()
+        cut.__enter__().execute("DELETE FROM items")  # interrupted here: never reaches COMMIT or ROLLBACK
+        store.finish_run(run, status="interrupted")
+        with store.transaction() as db:
+            db.execute("UPDATE runs SET n_items = 7 WHERE id = ?", (run,))
+            cut.gen.close()  # the abandoned write is cleaned up while another one is open
+        assert not store._db.in_transaction
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT status, n_items FROM runs").fetchall() == [("interrupted", 7)]
+        assert other.execute("SELECT count(*) FROM items").fetchone() == (2,)

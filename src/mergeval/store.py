@@ -225,6 +225,7 @@ class Store:
         self.readonly = readonly
         self._pending = False  # no store file yet (or an empty one): reads see an empty schema in memory
         self._ready = False  # integrity checked and WAL on, before the first write
+        self._transaction: object | None = None  # the open write transaction's token (see `transaction`)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a results store file. Pass --store PATH/to/file.db.")
         if not self.path.exists():
@@ -437,12 +438,20 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (they never nest). A Ctrl-C can land right after BEGIN or after the body, before
+        COMMIT, where no handler of this write runs: the transaction stays open and its cleanup waits until the
+        traceback holding it is dropped. So the next write first rolls such a leftover back (it was never
+        committed), and a late cleanup only ever rolls back its own transaction."""
         self._prepare_write()
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        token = self._transaction = object()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._transaction is token and self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         else:
             self._db.execute("COMMIT")
