@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 import pytest
+from playwright.sync_api import expect
 
 from browser import open_view
 from mergeval import api
@@ -233,7 +234,7 @@ def test_html_partial_renders_lazily_filters_and_escapes(browser, evaluated, tmp
         page = view.page
         assert page.locator(".mv-item").count() == 0  # nothing drawn before the section is opened
         page.locator("details[data-mv-bench='0'] summary").click()
-        assert page.locator(".mv-item").count() == 40
+        expect(page.locator(".mv-item")).to_have_count(40)  # the details' toggle event is dispatched as a task
         assert page.locator(".mv-summary").text_content().startswith(f"{len(items)} items match; 40 shown")
         page.locator(".mv-more").click()
         assert page.locator(".mv-item").count() == len(items)
@@ -288,7 +289,7 @@ def test_report_page_carries_the_item_view_under_its_csp(browser, evaluated, tmp
         page = view.page
         assert page.locator(".mv-item").count() == 0
         page.locator("#per-item details").first.locator("summary").click()
-        assert page.locator(".mv-item").count() == len(full.items)
+        expect(page.locator(".mv-item")).to_have_count(len(full.items))  # drawn on the (queued) toggle event
         page.locator("#per-item .mv-controls select").nth(1).select_option("lost")
         assert page.locator(".mv-item").count() == full.n_lost
         assert view.overflow() <= 0

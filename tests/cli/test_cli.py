@@ -126,6 +126,24 @@ def _stored_items(db) -> int:
         return 0
 
 
+CTRL_C_AFTER_FIRST_CHUNK = """
+import sys, time
+from mergeval.cli import main
+from mergeval.store import Store
+
+add_batch = Store.add_batch
+
+def add_batch_then_wait(self, *args, **kwargs):
+    stored = add_batch(self, *args, **kwargs)
+    time.sleep(300)  # the Ctrl-C lands here, after the chunk's transaction
+    return stored
+
+Store.add_batch = add_batch_then_wait
+sys.argv = ["mergeval", *sys.argv[1:]]
+main()
+"""
+
+
 def test_ctrl_c_stops_with_the_resume_hint_marks_the_run_interrupted_and_a_rerun_resumes(tiny_model_dir, tmp_path):
     import signal
     import time
@@ -134,7 +152,10 @@ def test_ctrl_c_stops_with_the_resume_hint_marks_the_run_interrupted_and_a_rerun
 
     db = tmp_path / "r.db"
     args = ["eval", tiny_model_dir, "--tasks", "arc", "--batch-size", "1", "--store", db]
-    proc = subprocess.Popen([sys.executable, "-m", "mergeval.cli", *map(str, args)], stdout=subprocess.PIPE,
+    # The real CLI in a process that, once its first chunk (8 of 20 items) is stored, waits for Ctrl-C: a signal
+    # sent from outside when the test sees those rows. Without the wait the tiny model can finish the other two
+    # chunks before the signal lands (a run marked done), so the test would race the model instead.
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_AFTER_FIRST_CHUNK, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 600
     while _stored_items(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
